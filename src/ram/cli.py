@@ -1,0 +1,113 @@
+"""Command-line entry points: ram-train, ram-evaluate (and ``python -m ram train|evaluate``).
+
+Flags left unset take the dataset's preset (the paper's glimpse settings), then the
+defaults in config.Config. Problems with the user's input end in one ``error:`` line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+
+from .config import Config
+from .errors import RamError
+
+
+def friendly(main):
+    """Turn RamError into one line on stderr and exit status 2, never a traceback."""
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        try:
+            return main(argv)
+        except RamError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2)
+    return wrapper
+
+
+def train_parser() -> argparse.ArgumentParser:
+    d = Config()
+    p = argparse.ArgumentParser(prog="ram-train", description="Train a Recurrent Attention Model.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a("--dataset", default="mnist", help="mnist, fashion-mnist, translated, cluttered60, cluttered100, folder")
+    a("--model", default=d.model, choices=["ram", "random", "fc64", "fc256", "conv"],
+      help="ram; random = glimpses at random places (ablation); fc64/fc256/conv = the paper's baselines")
+    a("--num_glimpses", type=int, default=d.num_glimpses)
+    a("--glimpse_size", type=int, default=None, help="side g of the smallest patch (preset: 8 for 28x28, 12 otherwise)")
+    a("--num_scales", type=int, default=None, help="number of patches k, each twice as wide (preset)")
+    a("--hidden_size", type=int, default=d.hidden_size, help="units of g_t and of the core state h_t")
+    a("--use_lstm", action="store_true", help="LSTM core instead of the ReLU RNN")
+    a("--std", type=float, default=d.std, help="standard deviation of the Gaussian location policy")
+    a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
+    a("--num_clutter", type=int, default=None, help="pieces of clutter (preset: 4 at 60x60, 8 at 100x100)")
+    a("--clutter_size", type=int, default=d.clutter_size)
+    a("--num_epochs", type=int, default=d.num_epochs)
+    a("--batch_size", type=int, default=d.batch_size)
+    a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])
+    a("--lr", type=float, default=d.lr)
+    a("--lr_schedule", default=d.lr_schedule, choices=["cosine", "constant"])
+    a("--momentum", type=float, default=d.momentum, help="for --optimizer sgd")
+    a("--weight_decay", type=float, default=d.weight_decay)
+    a("--reinforce_weight", type=float, default=d.reinforce_weight)
+    a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection")
+    a("--seed", type=int, default=d.seed)
+    a("--device", default=d.device, help="cuda or cpu (default: cuda when available)")
+    a("--data_dir", default=d.data_dir)
+    a("--save_dir", default=d.save_dir)
+    a("--log_dir", default=d.log_dir)
+    a("--plot_dir", default=d.plot_dir)
+    a("--resume", action="store_true", help="continue from {save_dir}/{dataset}_latest.pth")
+    a("--mc_samples", type=int, default=d.mc_samples, help="recorded in the config; used by evaluation")
+    a("--no_progress", action="store_true", help="hide the progress bars (logs still go to --log_dir)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    names = {f.name for f in dataclasses.fields(Config)}
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return Config.for_dataset(**given)
+
+
+@friendly
+def train_main(argv=None):
+    args = train_parser().parse_args(argv)
+    from .train import Trainer
+    trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
+    final = trainer.fit()
+    if final:
+        print(f"best validation accuracy {trainer.best_valid:.4f}; checkpoints in {trainer.save_dir}")
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ram-evaluate", description="Test a trained model and draw its glimpses.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a("--model_path", required=True)
+    a("--dataset", default=None, help="must match the checkpoint's (checked)")
+    a("--data_dir", default=None, help="default: the one recorded in the checkpoint")
+    a("--device", default="")
+    a("--mc_samples", type=int, default=0, help="also report accuracy averaged over N sampled glimpse paths")
+    a("--batch_size", type=int, default=1000)
+    a("--plot_dir", default="./plots")
+    a("--num_images", type=int, default=16, help="images in each picture")
+    return p
+
+
+@friendly
+def evaluate_main(argv=None):
+    args = evaluate_parser().parse_args(argv)
+    from .evaluate import run_evaluation
+    run_evaluation(args)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "evaluate": evaluate_main}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m ram {{{'|'.join(commands)}}} [flags]  (--help after a command for its flags)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    return commands[argv[0]](argv[1:])
+

@@ -1,0 +1,93 @@
+"""Every hyperparameter in one dataclass; it is saved in each checkpoint as a plain dict."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .errors import RamError
+
+
+# The paper's glimpse settings per data set; flags given explicitly override them.
+DATASET_PRESETS = {
+    "mnist": {"glimpse_size": 8, "num_scales": 1},
+    "fashion-mnist": {"glimpse_size": 8, "num_scales": 1},
+    "translated": {"glimpse_size": 12, "num_scales": 3},
+    "cluttered60": {"glimpse_size": 12, "num_scales": 3},
+    "cluttered100": {"glimpse_size": 12, "num_scales": 4},
+}
+
+
+@dataclass
+class Config:
+    # data
+    dataset: str = "mnist"
+    data_dir: str = "./data"
+    valid_size: float = 0.1
+    image_size: int = 0          # 0: the dataset's own (28 for MNIST, 60/100 for the variants)
+    num_clutter: int = -1        # -1: the dataset's own
+    clutter_size: int = 8
+    channels: int = 1
+    num_classes: int = 10
+    # glimpse sensor and networks (paper, section 4)
+    model: str = "ram"           # ram | random (random glimpses) | fc64 | fc256 | conv
+    num_glimpses: int = 6
+    glimpse_size: int = 8
+    num_scales: int = 1
+    glimpse_hidden: int = 128    # h_g and h_l
+    hidden_size: int = 256       # g_t and h_t
+    use_lstm: bool = False
+    std: float = 0.1             # fixed std of the Gaussian location policy
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"  # cosine | constant
+    batch_size: int = 128
+    num_epochs: int = 100
+    reinforce_weight: float = 1.0
+    seed: int = 1
+    # evaluation
+    mc_samples: int = 0
+    # bookkeeping
+    device: str = ""
+    save_dir: str = "./checkpoints"
+    log_dir: str = "./logs"
+    plot_dir: str = "./plots"
+
+    @classmethod
+    def for_dataset(cls, dataset: str = "mnist", **overrides) -> "Config":
+        """The defaults, then the dataset's preset, then every explicit override."""
+        return cls(**{"dataset": dataset, **DATASET_PRESETS.get(dataset, {}), **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise RamError(f"checkpoint config has unknown keys {sorted(unknown)}; "
+                           "it was written by another program or version: retrain or use that version")
+        return cls(**d)
+
+    def validate(self) -> "Config":
+        checks = [
+            (self.num_glimpses >= 1, "--num_glimpses must be at least 1"),
+            (self.glimpse_size >= 1, "--glimpse_size must be at least 1"),
+            (self.num_scales >= 1, "--num_scales must be at least 1"),
+            (self.hidden_size >= 1 and self.glimpse_hidden >= 1, "--hidden_size must be positive"),
+            (self.std > 0, "--std must be positive (it is the policy's standard deviation)"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.batch_size >= 1, "--batch_size must be at least 1"),
+            (self.num_epochs >= 0, "--num_epochs must be non-negative"),
+            (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),
+            (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
+            (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),
+            (self.mc_samples >= 0, "--mc_samples must be 0 (deterministic policy) or more"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise RamError(message)
+        return self

@@ -1,0 +1,70 @@
+"""Evaluation: rebuild a model from its checkpoint alone, report test error, draw glimpses."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import Config
+from .data import build_data, to_float
+from .errors import RamError
+from .train import build_model, evaluate, pick_device
+
+
+def load_model(path, device="cpu") -> tuple[torch.nn.Module, Config, dict]:
+    """The model described by the checkpoint's own config, with its weights, in eval mode."""
+    ckpt = checkpoint.load(path, map_location=device)
+    config = checkpoint.config_of(ckpt, path)
+    model = build_model(config).to(device)
+    checkpoint.load_weights(model, ckpt["model_state_dict"], path)
+    return model.eval(), config, ckpt
+
+
+def draw_pictures(model, config: Config, x: torch.Tensor, y: torch.Tensor, class_names, plot_dir: Path,
+                  n: int) -> list[Path]:
+    """Glimpse paths on sample test images, on misclassified ones, and an animated batch."""
+    from .viz import animate_glimpses, draw_glimpses
+    kw = dict(glimpse_size=config.glimpse_size, num_scales=config.num_scales, class_names=class_names)
+    probs, locations = model.predict_proba(x)
+    preds = probs.argmax(1)
+    name = config.dataset
+    paths = [draw_glimpses(x[:n], locations[:n], labels=y[:n], preds=preds[:n],
+                           path=plot_dir / f"{name}_glimpses.png", **kw)]
+    wrong = (preds != y).nonzero().squeeze(1)[:n]
+    if len(wrong):
+        paths.append(draw_glimpses(x[wrong], locations[wrong], labels=y[wrong], preds=preds[wrong],
+                                   path=plot_dir / f"{name}_misclassified.png", **kw))
+    paths.append(animate_glimpses(x[:n], locations[:n], labels=y[:n], preds=preds[:n],
+                                  path=plot_dir / f"{name}_glimpses.gif", **kw))
+    return paths
+
+
+def run_evaluation(args: argparse.Namespace) -> dict:
+    device = pick_device(args.device)
+    model, config, ckpt = load_model(args.model_path, device)
+    if args.dataset and args.dataset != config.dataset:
+        raise RamError(f"{args.model_path} was trained on --dataset {config.dataset}, "
+                       f"not {args.dataset}; pass --dataset {config.dataset} or another checkpoint")
+    if args.data_dir:
+        config.data_dir = args.data_dir
+    data = build_data(config, device)
+    acc = evaluate(model, data.test_x, data.test_y, args.batch_size)
+    n = len(data.test_y)
+    print(f"test error {100 * (1 - acc):.2f}% (accuracy {acc:.4f}) on {n} test images, "
+          f"deterministic policy; {config.dataset}, epoch {ckpt['epoch']}, {args.model_path}")
+    result = {"test_accuracy": acc, "test_error": 1 - acc}
+    if args.mc_samples > 0:
+        torch.manual_seed(config.seed)
+        mc = evaluate(model, data.test_x, data.test_y, args.batch_size, args.mc_samples)
+        print(f"test error {100 * (1 - mc):.2f}% (accuracy {mc:.4f}) averaged over "
+              f"{args.mc_samples} sampled glimpse paths (Monte Carlo; not the headline figure)")
+        result["mc_test_accuracy"] = mc
+    if config.model in ("ram", "random"):
+        k = min(args.num_images, n)
+        with torch.no_grad():
+            paths = draw_pictures(model, config, to_float(data.test_x[:1000]), data.test_y[:1000],
+                                  data.class_names, Path(args.plot_dir), k)
+        print("pictures: " + ", ".join(str(p) for p in paths))
+    return result

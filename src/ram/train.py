@@ -1,0 +1,233 @@
+"""Training: the epoch loop, evaluation on validation and test, checkpoints, logs and plots.
+
+Reproducibility: every epoch shuffles (and, for generated data, draws images) with a
+generator seeded by (seed, epoch), and the global RNG that samples glimpse locations is
+saved in every checkpoint, so a run resumed from ``{dataset}_latest.pth`` ends with the
+same metrics as an uninterrupted one (exactly on CPU).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import Config
+from .data import Data, build_data, to_float
+from .errors import RamError
+from .losses import hybrid_loss
+
+LOG_EVERY = 50  # steps between reads of the metrics back to the host
+
+
+def pick_device(name: str = "") -> torch.device:
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RamError(f"--device {name} asked for, but this PyTorch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+def build_model(config: Config) -> torch.nn.Module:
+    if config.model in ("ram", "random"):
+        from .model import RecurrentAttention
+        return RecurrentAttention(config)
+    from .baselines import build_baseline
+    return build_baseline(config)
+
+
+def build_optimizer(config: Config, model: torch.nn.Module):
+    if config.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay)
+    if config.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(config.num_epochs, 1))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
+    return opt, sched
+
+
+@torch.no_grad()
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000,
+             mc_samples: int = 0) -> float:
+    """Accuracy with the deterministic policy (mc_samples=0) or averaged over sampled paths."""
+    if len(labels) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), device=labels.device)
+    for i in range(0, len(labels), batch_size):
+        probs, _ = model.predict_proba(to_float(images[i:i + batch_size]), mc_samples)
+        correct += (probs.argmax(1) == labels[i:i + batch_size]).sum()
+    model.train(was_training)
+    return correct.item() / len(labels)
+
+
+def epoch_generator(config: Config, epoch: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(config.seed * 100_003 + epoch)
+    return g
+
+
+def setup_logging(log_dir: Path, name: str) -> logging.Logger:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(f"ram.{name}")
+    logger.handlers.clear()
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    for handler in (logging.FileHandler(log_dir / f"{name}_train.log"), logging.StreamHandler()):
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return logger
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class Trainer:
+    def __init__(self, config: Config, resume: bool = False, progress: bool = True):
+        self.config = config.validate()
+        self.device = pick_device(config.device)
+        torch.manual_seed(config.seed)
+        self.data: Data = build_data(config, self.device)
+        self.model = build_model(config).to(self.device)
+        self.optimizer, self.scheduler = build_optimizer(config, self.model)
+        self.progress = progress
+        self.save_dir = Path(config.save_dir)
+        self.name = config.dataset if config.model == "ram" else f"{config.dataset}_{config.model}"
+        self.log = setup_logging(Path(config.log_dir), self.name)
+        self.metrics_path = Path(config.log_dir) / f"{self.name}_metrics.jsonl"
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.best_valid = -1.0
+        if resume:
+            self._resume()
+
+    # --- checkpoints -------------------------------------------------------------
+    def path(self, which: str) -> Path:
+        return self.save_dir / f"{self.name}_{which}.pth"
+
+    def _payload(self, valid_acc: float, test_acc: float, interrupted: bool = False) -> dict:
+        return {
+            "model_state_dict": self.model.state_dict(),
+            "optimizer_state_dict": self.optimizer.state_dict(),
+            "scheduler_state_dict": self.scheduler.state_dict(),
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "valid_accuracy": valid_acc,
+            "test_accuracy": test_acc,
+            "best_valid_accuracy": self.best_valid,
+            "class_names": list(self.data.class_names),
+            "history": self.history,
+            "rng_state": rng_state(self.device),
+            "interrupted": interrupted,
+        }
+
+    def _resume(self) -> None:
+        path = self.path("latest")
+        ckpt = checkpoint.load(path, map_location=self.device)
+        saved = checkpoint.config_of(ckpt, path)
+        keep = ("device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples")
+        mismatch = [k for k, v in saved.to_dict().items()
+                    if k not in keep and v != getattr(self.config, k)]
+        if mismatch:
+            k = mismatch[0]
+            raise RamError(f"--resume: {path} was trained with {k}={getattr(saved, k)!r}, "
+                           f"not {getattr(self.config, k)!r}; drop the flag or use another --save_dir")
+        checkpoint.load_weights(self.model, ckpt["model_state_dict"], path)
+        self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+        self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        set_rng_state(ckpt["rng_state"], self.device)
+        self.epoch, self.best_valid = ckpt["epoch"], ckpt["best_valid_accuracy"]
+        self.history = list(ckpt["history"])
+        self.log.info(f"resumed from {path} at epoch {self.epoch}")
+
+    # --- the loop ----------------------------------------------------------------
+    def train_epoch(self) -> dict:
+        c, model = self.config, self.model
+        model.train()
+        gen = epoch_generator(c, self.epoch, self.device)
+        steps = self.data.steps_per_epoch(c.batch_size)
+        sums = torch.zeros(5, device=self.device)  # loss, ce, reinforce, baseline, acc
+        bar = tqdm(self.data.train_batches(c.batch_size, gen), total=steps, leave=False,
+                   desc=f"epoch {self.epoch + 1}/{c.num_epochs}", disable=not self.progress)
+        start = time.perf_counter()
+        for step, (x, y) in enumerate(bar, 1):
+            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            sums += torch.stack([terms[k] for k in ("loss", "ce", "reinforce", "baseline", "acc")])
+            if step % LOG_EVERY == 0 or step == steps:
+                s = (sums / step).tolist()
+                bar.set_postfix(loss=f"{s[0]:.3f}", acc=f"{s[4]:.3f}",
+                                img_s=f"{step * c.batch_size / (time.perf_counter() - start):.0f}")
+        seconds = time.perf_counter() - start
+        s = (sums / max(steps, 1)).tolist()
+        return {"train_loss": s[0], "ce": s[1], "reinforce": s[2], "baseline": s[3], "train_acc": s[4],
+                "images_per_s": steps * c.batch_size / seconds, "epoch_seconds": seconds}
+
+    def fit(self) -> dict:
+        c = self.config
+        self.log.info(f"training {self.name} on {self.device}: {len(self.data.train_y)} train, "
+                      f"{len(self.data.valid_y)} valid, {len(self.data.test_y)} test images; "
+                      f"config {json.dumps(c.to_dict())}")
+        try:
+            while self.epoch < c.num_epochs:
+                lr = self.optimizer.param_groups[0]["lr"]
+                row = self.train_epoch()
+                self.scheduler.step()
+                self.epoch += 1
+                valid_acc = evaluate(self.model, self.data.valid_x, self.data.valid_y)
+                test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
+                row = {"epoch": self.epoch, "lr": lr, **row, "valid_acc": valid_acc, "test_acc": test_acc}
+                self.history.append(row)
+                self._end_epoch(row)
+        except KeyboardInterrupt:
+            # Keep the work: the weights so far, marked; --resume redoes the broken epoch.
+            checkpoint.save(self.path("latest"), self._payload(float("nan"), float("nan"), True))
+            self.log.info(f"interrupted: saved {self.path('latest')}; continue with --resume")
+            raise SystemExit(130)
+        return self.history[-1] if self.history else {}
+
+    def _end_epoch(self, row: dict) -> None:
+        # Model selection on validation only; without a validation split, the latest wins.
+        score = row["valid_acc"] if not math.isnan(row["valid_acc"]) else row["train_acc"]
+        improved = score > self.best_valid
+        if improved:
+            self.best_valid = score
+        payload = self._payload(row["valid_acc"], row["test_acc"])
+        checkpoint.save(self.path("latest"), payload)
+        if improved:
+            checkpoint.save(self.path("best"), payload)
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.log.info(
+            f"epoch {row['epoch']}/{self.config.num_epochs} loss {row['train_loss']:.4f} "
+            f"train acc {row['train_acc']:.4f} valid err {100 * (1 - row['valid_acc']):.2f}% "
+            f"test err {100 * (1 - row['test_acc']):.2f}% lr {row['lr']:.2e} "
+            f"{row['images_per_s']:.0f} img/s{' *best*' if improved else ''}")
+        try:
+            from .viz import plot_training_curves
+            plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
+        except ImportError:
+            pass

@@ -1,0 +1,122 @@
+"""Which parameters each term of the hybrid loss trains, and how the policy behaves."""
+import pytest
+import torch
+
+from ram.config import Config
+from ram.losses import hybrid_loss
+from ram.model import RecurrentAttention
+
+GROUPS = ("glimpse_net", "core", "locator", "classifier", "baseline")
+
+
+def grads_by_group(model, loss):
+    model.zero_grad(set_to_none=True)
+    loss.backward(retain_graph=True)
+    touched = {g: False for g in GROUPS}
+    for name, p in model.named_parameters():
+        if p.grad is not None and p.grad.abs().sum() > 0:
+            touched[name.split(".")[0]] = True
+    return touched
+
+
+@pytest.fixture(params=[False, True], ids=["rnn", "lstm"])
+def setup(request):
+    torch.manual_seed(0)
+    model = RecurrentAttention(Config(use_lstm=request.param, num_glimpses=4))
+    x = torch.rand(32, 1, 28, 28)
+    y = torch.randint(0, 10, (32,))
+    out = model(x)
+    return model, out, y
+
+
+def split_terms(out, y):
+    _, terms = hybrid_loss(out, y)  # detached, for the reward
+    import torch.nn.functional as F
+    ce = F.cross_entropy(out.logits, y)
+    reward = (out.logits.argmax(1) == y).float()[:, None].expand_as(out.baselines)
+    reinforce = -(out.log_pi * (reward - out.baselines.detach())).sum(1).mean()
+    mse = F.mse_loss(out.baselines, reward)
+    return ce, reinforce, mse
+
+
+def test_reinforce_trains_only_the_location_network(setup):
+    model, out, y = setup
+    _, reinforce, _ = split_terms(out, y)
+    assert grads_by_group(model, reinforce) == {
+        "glimpse_net": False, "core": False, "locator": True, "classifier": False, "baseline": False}
+
+
+def test_cross_entropy_reaches_glimpse_core_and_action_networks(setup):
+    model, out, y = setup
+    ce, _, _ = split_terms(out, y)
+    assert grads_by_group(model, ce) == {
+        "glimpse_net": True, "core": True, "locator": False, "classifier": True, "baseline": False}
+    # the 'where' pathway of the glimpse network learns too
+    assert model.glimpse_net.fc_l.weight.grad.abs().sum() > 0
+
+
+def test_baseline_mse_trains_only_the_baseline(setup):
+    model, out, y = setup
+    _, _, mse = split_terms(out, y)
+    assert grads_by_group(model, mse) == {
+        "glimpse_net": False, "core": False, "locator": False, "classifier": False, "baseline": True}
+
+
+def test_hybrid_loss_is_the_sum_of_its_terms(setup):
+    _, out, y = setup
+    total, terms = hybrid_loss(out, y)
+    ce, reinforce, mse = split_terms(out, y)
+    assert torch.allclose(total, ce + reinforce + mse)
+    assert torch.allclose(terms["reinforce"], reinforce) and torch.allclose(terms["baseline"], mse)
+
+
+def test_no_gradient_flows_through_sampled_locations(setup):
+    model, out, y = setup
+    assert not out.locations.requires_grad
+    # Swap the sampled path for one where each location is a leaf we can watch:
+    # the loss must not depend on the locations through any differentiable path.
+    torch.manual_seed(1)
+    x = torch.rand(8, 1, 28, 28)
+    out = model(x)
+    ce = torch.nn.functional.cross_entropy(out.logits, torch.zeros(8, dtype=torch.long))
+    # CE's gradient w.r.t. the locator is zero: where we looked is not differentiated.
+    model.zero_grad(set_to_none=True)
+    ce.backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.locator.parameters())
+
+
+def test_log_pi_is_the_gaussian_log_density_of_the_sample():
+    from ram.modules import LocationNetwork
+    torch.manual_seed(0)
+    net = LocationNetwork(hidden_size=16, std=0.2)
+    h = torch.randn(64, 16) * 0.1
+    l, log_pi = net(h)
+    mu = torch.tanh(net.fc(h))
+    inside = (l.abs() < 1).all(1)  # clamping only moves samples that left the image
+    want = torch.distributions.Normal(mu, 0.2).log_prob(l).sum(1)
+    assert inside.sum() > 50
+    assert torch.allclose(log_pi[inside], want[inside], atol=1e-5)
+    # the score's gradient reaches the policy's mean, not the sample
+    log_pi.sum().backward()
+    assert net.fc.weight.grad.abs().sum() > 0 and not l.requires_grad
+
+
+def test_deterministic_policy_repeats_and_sampled_policy_explores():
+    torch.manual_seed(0)
+    model = RecurrentAttention(Config(num_glimpses=5))
+    x = torch.rand(4, 1, 28, 28)
+    a, b = model(x, deterministic=True), model(x, deterministic=True)
+    assert torch.equal(a.locations, b.locations) and torch.equal(a.logits, b.logits)
+    c = model(x)
+    assert not torch.equal(a.locations[:, 1:], c.locations[:, 1:])
+    assert torch.equal(c.locations[:, 0], torch.zeros(4, 2))  # l_0 is the centre
+    assert c.locations.abs().max() <= 1
+
+
+def test_random_glimpse_ablation_has_no_policy_gradient():
+    torch.manual_seed(0)
+    model = RecurrentAttention(Config(model="random", num_glimpses=4))
+    out = model(torch.rand(8, 1, 28, 28))
+    assert torch.equal(out.log_pi, torch.zeros(8, 3))
+    m2 = model(torch.rand(8, 1, 28, 28), deterministic=True)
+    assert not torch.equal(out.locations[:, 1:], m2.locations[:, 1:])
