@@ -211,3 +211,105 @@ def test_cache_falls_back_to_home_when_the_cache_folder_is_unwritable(tmp_path, 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     load_folder(tmp_path / "other", cache_dir=blocked / "sub", progress=False)
     assert len(list((tmp_path / "home" / ".cache" / "ram").glob(".ram_cache_*.pt"))) == 2
+
+
+# ----------------------------------------------------------------------------- test/ splits
+def _split(root: Path, split: str, seed: int, n: int = 2, classes=CLASSES) -> dict:
+    written = {}
+    for label, name in enumerate(classes):
+        (root / split / name).mkdir(parents=True)
+        for i in range(n):
+            written[label, i] = _pattern(label, seed + i)
+            Image.fromarray(written[label, i]).save(root / split / name / f"{i}.png")
+    return written
+
+
+def test_train_val_test_layout_reads_each_split(tmp_path):
+    train, val, test = (_split(tmp_path, s, seed) for s, seed in (("train", 0), ("val", 20), ("test", 40)))
+    data = load_folder(tmp_path, progress=False)
+    assert torch.equal(data.train_images, _expected(train, 1))
+    assert torch.equal(data.valid_images, _expected(val, 1))
+    assert torch.equal(data.test_images, _expected(test, 1))
+    assert torch.equal(data.test_labels, torch.tensor([0, 0, 1, 1, 2, 2]))
+
+
+def test_train_and_test_without_val_leave_the_validation_split_to_the_caller(tmp_path):
+    train, test = _split(tmp_path, "train", 0, n=3), _split(tmp_path, "test", 40)
+    data = load_folder(tmp_path, progress=False)
+    assert data.class_names == CLASSES  # train/ and test/ are splits, not classes
+    assert torch.equal(data.train_images, _expected(train, 1))
+    assert data.valid_images is None and torch.equal(data.test_images, _expected(test, 1))
+
+
+def test_pool_with_a_test_folder_keeps_test_out_of_the_classes(tmp_path):
+    pool = _tree(tmp_path, n=2)
+    test = _split(tmp_path, "test", 40, n=1)
+    data = load_folder(tmp_path, progress=False)
+    assert data.class_names == CLASSES
+    assert torch.equal(data.train_images, _expected(pool, 1))
+    assert torch.equal(data.test_images, _expected(test, 1)) and data.valid_images is None
+    _tree(tmp_path / "plain", n=1)
+    plain = load_folder(tmp_path / "plain", progress=False)  # a tree without test/
+    assert plain.test_images is None and plain.test_labels is None
+
+
+def test_ambiguous_split_layouts_are_refused(tmp_path):
+    _split(tmp_path / "a", "train", 0)
+    (tmp_path / "a" / "zebra").mkdir()
+    with pytest.raises(RamError, match="holds train/ and also class folders \\['zebra'\\]"):
+        load_folder(tmp_path / "a", progress=False)
+    _tree(tmp_path / "b", n=1)
+    _split(tmp_path / "b", "val", 0)
+    with pytest.raises(RamError, match="val/ split but no train/"):
+        load_folder(tmp_path / "b", progress=False)
+    _split(tmp_path / "c", "train", 0)
+    _split(tmp_path / "c", "test", 0, classes=CLASSES[:2])
+    with pytest.raises(RamError, match="only in train: \\['stripes'\\], only in test: \\[\\]"):
+        load_folder(tmp_path / "c", progress=False)
+
+
+# ----------------------------------------------------------------------------- build_folder_data
+def _config(root, **kw):
+    from ram.config import Config
+    return Config(dataset="folder", data_dir=str(root), **kw)
+
+
+def test_build_folder_data_splits_by_seed_and_sets_the_config(tmp_path):
+    from ram.data import build_data
+    from ram.data.mnist import train_valid_split
+    _tree(tmp_path, rgb=True, n=10, size=20)
+    config = _config(tmp_path, valid_size=0.2, seed=3, image_size=16)
+    with pytest.warns(UserWarning, match="no test/ folder.*validation set \\(6 images\\)"):
+        data = build_data(config, "cpu")
+    assert (config.channels, config.num_classes, config.image_size) == (3, 3, 16)
+    full = load_folder(tmp_path, image_size=16, progress=False)
+    train_idx, valid_idx = train_valid_split(30, 0.2, 3)
+    assert torch.equal(data.train_x, full.train_images[train_idx])
+    assert torch.equal(data.valid_y, full.train_labels[valid_idx])
+    assert torch.equal(data.test_x, data.valid_x) and torch.equal(data.test_y, data.valid_y)
+    assert data.variant is None and data.class_names == CLASSES
+    assert data.train_x.dtype == torch.uint8 and data.train_x.shape == (24, 3, 16, 16)
+    x, y = next(data.train_batches(8, torch.Generator().manual_seed(0)))
+    assert x.dtype == torch.float32 and x.shape == (8, 3, 16, 16) and float(x.max()) <= 1
+    with pytest.warns(UserWarning, match="no test/ folder"):
+        other = build_data(_config(tmp_path, valid_size=0.2, seed=4, image_size=16), "cpu")
+    assert not torch.equal(other.valid_x, data.valid_x)  # the seed chooses the split
+
+
+def test_build_folder_data_uses_explicit_val_and_test(tmp_path, recwarn):
+    from ram.data import build_data
+    train, val, test = (_split(tmp_path, s, seed, n=3) for s, seed in (("train", 0), ("val", 20), ("test", 40)))
+    config = _config(tmp_path, valid_size=0.5, channels=3, num_classes=10)
+    data = build_data(config, "cpu")
+    assert not [w for w in recwarn if "no test/" in str(w.message)]
+    assert torch.equal(data.train_x, _expected(train, 1))  # val/ given: no split of train/
+    assert torch.equal(data.valid_x, _expected(val, 1)) and torch.equal(data.test_x, _expected(test, 1))
+    assert (config.channels, config.num_classes, config.image_size) == (1, 3, 20)
+
+
+def test_build_folder_data_honours_train_size(tmp_path):
+    from ram.data import build_data
+    train = _split(tmp_path, "train", 0, n=4)
+    _split(tmp_path, "val", 20, n=1)
+    data = build_data(_config(tmp_path, train_size=5), "cpu")
+    assert torch.equal(data.train_x, _expected(train, 1)[:5]) and len(data.valid_y) == 3

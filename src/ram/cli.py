@@ -52,6 +52,7 @@ def train_parser() -> argparse.ArgumentParser:
     a("--weight_decay", type=float, default=d.weight_decay)
     a("--reinforce_weight", type=float, default=d.reinforce_weight)
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection")
+    a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)
     a("--device", default=d.device, help="cuda or cpu (default: cuda when available)")
     a("--data_dir", default=d.data_dir)

@@ -23,6 +23,7 @@ class Config:
     dataset: str = "mnist"
     data_dir: str = "./data"
     valid_size: float = 0.1
+    train_size: int = 0          # use only the first N training images (0: all), for quick runs
     image_size: int = 0          # 0: the dataset's own (28 for MNIST, 60/100 for the variants)
     num_clutter: int = -1        # -1: the dataset's own
     clutter_size: int = 8
@@ -49,6 +50,10 @@ class Config:
     seed: int = 1
     # evaluation
     mc_samples: int = 0
+    # Catch (dynamic environment)
+    updates_per_epoch: int = 50  # REINFORCE updates (of batch_size games each) between evaluations
+    entropy_weight: float = 0.0  # bonus on the action distribution's entropy (0: plain REINFORCE)
+    glimpse_gain: float = 8.0    # glimpses sum-pooled and multiplied by this (the screen is nearly empty)
     # bookkeeping
     device: str = ""
     save_dir: str = "./checkpoints"
@@ -83,6 +88,7 @@ class Config:
             (self.batch_size >= 1, "--batch_size must be at least 1"),
             (self.num_epochs >= 0, "--num_epochs must be non-negative"),
             (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),
+            (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),
             (self.mc_samples >= 0, "--mc_samples must be 0 (deterministic policy) or more"),

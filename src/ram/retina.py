@@ -25,8 +25,8 @@ def scale_sizes(glimpse_size: int, num_scales: int) -> list[int]:
 
 def location_to_pixel(l: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Map locations (..., 2) in [-1, 1] to integer pixel (column, row) indices (..., 2)."""
-    size = torch.tensor([width, height], device=l.device, dtype=l.dtype)
-    return ((l + 1) * 0.5 * size).floor().long()
+    size = torch.tensor([width / 2, height / 2], device=l.device, dtype=l.dtype)
+    return ((l + 1) * size).floor().long()
 
 
 class Retina:

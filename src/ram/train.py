@@ -43,14 +43,22 @@ def build_model(config: Config) -> torch.nn.Module:
 
 def build_optimizer(config: Config, model: torch.nn.Module):
     if config.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # The fused kernel updates every parameter in one pass (CPU and CUDA, torch >= 2.4).
+        try:
+            opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                   fused=True)
+        except (RuntimeError, TypeError):
+            opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay)
+    # Closed-form factors of the epoch, so a run resumed with more --num_epochs follows
+    # the longer schedule rather than a recursion fitted to the old length.
     if config.lr_schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(config.num_epochs, 1))
+        factor = lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / max(config.num_epochs, 1)))
     else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
+        factor = lambda epoch: 1.0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return opt, sched
 
 
@@ -145,7 +153,7 @@ class Trainer:
         path = self.path("latest")
         ckpt = checkpoint.load(path, map_location=self.device)
         saved = checkpoint.config_of(ckpt, path)
-        keep = ("device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples")
+        keep = ("num_epochs", "device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples")
         mismatch = [k for k, v in saved.to_dict().items()
                     if k not in keep and v != getattr(self.config, k)]
         if mismatch:

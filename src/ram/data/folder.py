@@ -3,8 +3,14 @@
 Layouts (class folders are sorted by name; a class's label is its index in that order):
 
 * ``root/<class>/...``: one pool; the caller makes the seeded train/valid split.
-* ``root/train/<class>/...`` and ``root/val/<class>/...``: an explicit split, used when
-  both ``train/`` and ``val/`` exist; both must hold the same class folders.
+* ``root/train/<class>/...``, optionally with ``root/val/<class>/...`` and/or
+  ``root/test/<class>/...``: explicit splits. ``val/`` is the validation set (without
+  it the caller splits ``train/``); ``test/`` is the test set. Every split must hold the
+  same class folders.
+* ``root/<class>/...`` plus ``root/test/<class>/...``: a pool and a test set.
+
+So at the top of the tree the names ``train``, ``val`` and ``test`` always name splits,
+never classes; a ``train/`` or ``val/`` beside class folders is refused as ambiguous.
 
 Files are found recursively inside each class folder; png/jpg/jpeg/bmp in any case are
 read, hidden files and folders are ignored. Decoding happens once: the result is cached
@@ -31,7 +37,8 @@ from ram.errors import RamError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SPLITS = ("train", "val", "test")  # reserved names at the top of a tree
 _BAD_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
@@ -39,20 +46,38 @@ _BAD_IMAGE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 class FolderData:
     train_images: torch.Tensor          # uint8 (N, C, S, S)
     train_labels: torch.Tensor          # int64 (N,)
-    valid_images: torch.Tensor | None   # None unless the tree has an explicit val/
+    valid_images: torch.Tensor | None   # None unless the tree has a val/
     valid_labels: torch.Tensor | None
     class_names: list[str]
     skipped: list[tuple[str, str]]      # (path, reason) of files that could not be read
+    test_images: torch.Tensor | None = None  # None unless the tree has a test/
+    test_labels: torch.Tensor | None = None
 
 
 def _visible_dirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _scan(split_dir: Path) -> dict[str, list[Path]]:
+def _split_dirs(root: Path) -> dict[str, Path]:
+    """Split name -> the folder holding its class folders (see the module docstring)."""
+    top = {d.name: d for d in _visible_dirs(root)}
+    found = {s: top[s] for s in SPLITS if s in top}
+    classes = sorted(set(top) - set(SPLITS))
+    if "train" in found and classes:
+        raise RamError(f"{root} holds train/ and also class folders {classes[:3]}; "
+                       f"move those into {root / 'train'}/ or remove train/")
+    if "val" in found and "train" not in found:
+        raise RamError(f"{root} has a val/ split but no train/; "
+                       f"put the training images in {root / 'train'}/<class>/")
+    return {"train": found.get("train", root), **{s: found[s] for s in ("val", "test") if s in found}}
+
+
+def _scan(split_dir: Path, skip: tuple[str, ...] = ()) -> dict[str, list[Path]]:
     """Class name -> sorted image files; refuses an empty class, which could not be learned."""
     classes = {}
     for d in _visible_dirs(split_dir):
+        if d.name in skip:
+            continue  # a split folder beside the pool's class folders, not a class
         files = sorted(p for p in d.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS
                        and not any(part.startswith(".") for part in p.relative_to(d).parts))
         if not files:
@@ -62,7 +87,7 @@ def _scan(split_dir: Path) -> dict[str, list[Path]]:
     return classes
 
 
-def _decode(path: Path, image_size: int | None, channels: int | None) -> np.ndarray:
+def read_image(path: Path, image_size: int | None, channels: int | None) -> np.ndarray:
     """One image as uint8 (H, W) when grayscale or (H, W, 3) otherwise.
 
     Grayscale modes (1/L/LA/I;16/...) stay one channel (alpha dropped, 16-bit scaled to
@@ -147,18 +172,18 @@ def load_folder(root, image_size: int | None = None, channels: int | None = None
         raise RamError(f"channels must be 1 or 3, not {channels}")
     if image_size is not None and image_size < 1:
         raise RamError(f"--image_size must be positive, not {image_size}")
-    explicit = (root / "train").is_dir() and (root / "val").is_dir()
-    splits = ({s: _scan(root / s) for s in ("train", "val")} if explicit
-              else {"train": _scan(root)})
-    if explicit and set(splits["train"]) != set(splits["val"]):
-        t, v = set(splits["train"]), set(splits["val"])
-        raise RamError(f"class folders differ between {root / 'train'} and {root / 'val'} "
-                       f"(only in train: {sorted(t - v)}, only in val: {sorted(v - t)}); "
-                       "give both the same class folders")
+    dirs = _split_dirs(root)
+    splits = {s: _scan(d, SPLITS if d == root else ()) for s, d in dirs.items()}
+    for s in splits.keys() - {"train"}:
+        if set(splits[s]) != set(splits["train"]):
+            t, o = set(splits["train"]), set(splits[s])
+            raise RamError(f"class folders differ between {dirs['train']} and {dirs[s]} "
+                           f"(only in train: {sorted(t - o)}, only in {s}: {sorted(o - t)}); "
+                           "give every split the same class folders")
     class_names = sorted(splits["train"])
     if not class_names:
-        raise RamError(f"no class subfolders with images in {root}; "
-                       f"put each class's images in {root}/<class>/")
+        raise RamError(f"no class subfolders with images in {dirs['train']}; "
+                       f"put each class's images in {dirs['train']}/<class>/")
     items = [(s, label, f) for s, classes in splits.items()
              for label, name in enumerate(class_names) for f in classes[name]]
 
@@ -171,12 +196,13 @@ def load_folder(root, image_size: int | None = None, channels: int | None = None
                 continue
             return FolderData(blob["train_images"], blob["train_labels"],
                               blob["valid_images"], blob["valid_labels"],
-                              blob["class_names"], _report(root, blob["skipped"]))
+                              blob["class_names"], _report(root, blob["skipped"]),
+                              blob["test_images"], blob["test_labels"])
 
     arrays, kept, skipped = [], [], []
     for s, label, f in tqdm(items, desc=f"decoding {root.name}", unit="img", disable=not progress):
         try:
-            arrays.append(_decode(f, image_size, channels))
+            arrays.append(read_image(f, image_size, channels))
             kept.append((s, label, f))
         except _BAD_IMAGE as e:
             skipped.append((f.relative_to(root).as_posix(), f"{type(e).__name__}: {e}"))
@@ -185,8 +211,7 @@ def load_folder(root, image_size: int | None = None, channels: int | None = None
         raise RamError(f"none of the image files under {root} could be read")
     decoded = {(s, label) for s, label, _ in kept}
     for s, label in {(s, label) for s, label, _ in items} - decoded:
-        where = root / s if explicit else root
-        raise RamError(f"class folder {where / class_names[label]} holds no readable image; "
+        raise RamError(f"class folder {dirs[s] / class_names[label]} holds no readable image; "
                        "fix or remove it")
     shapes = {}
     for a, (_, _, f) in zip(arrays, kept):
@@ -205,11 +230,12 @@ def load_folder(root, image_size: int | None = None, channels: int | None = None
                         else a.reshape(h, w, c) for a in arrays])
     images = torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor([label for _, label, _ in kept], dtype=torch.int64)
-    is_val = torch.tensor([s == "val" for s, _, _ in kept])
-    blob = {"train_images": images[~is_val], "train_labels": labels[~is_val],
-            "valid_images": images[is_val] if explicit else None,
-            "valid_labels": labels[is_val] if explicit else None,
-            "class_names": class_names, "skipped": skipped}
+    split = np.array([s for s, _, _ in kept])
+    blob = {"class_names": class_names, "skipped": skipped}
+    for s, key in (("train", "train"), ("val", "valid"), ("test", "test")):
+        mask = torch.from_numpy(split == s)
+        blob[f"{key}_images"] = images[mask] if s in splits else None
+        blob[f"{key}_labels"] = labels[mask] if s in splits else None
     for path in paths:
         try:
             _save(blob, path)
@@ -220,4 +246,47 @@ def load_folder(root, image_size: int | None = None, channels: int | None = None
         warnings.warn(f"could not write a cache for {root} to {paths[0].parent} or "
                       f"{paths[1].parent}; it will be decoded again next time", stacklevel=2)
     return FolderData(blob["train_images"], blob["train_labels"], blob["valid_images"],
-                      blob["valid_labels"], class_names, reported)
+                      blob["valid_labels"], class_names, reported,
+                      blob["test_images"], blob["test_labels"])
+
+
+def build_folder_data(config, device: torch.device | str):
+    """The tree at ``config.data_dir`` as a :class:`ram.data.Data` on ``device``.
+
+    * Validation: the tree's ``val/`` when it has one; otherwise a seeded split of the
+      training images, ``mnist.train_valid_split(n, config.valid_size, config.seed)``,
+      the same rule as for MNIST.
+    * Test: the tree's ``test/`` when it has one; otherwise the validation set stands
+      in for it (a warning says so), so the "test" figures are then validation figures.
+    * ``config.channels``, ``config.num_classes`` and ``config.image_size`` are set from
+      what was read, before the model is built from the config (the Trainer builds the
+      data first). ``config.image_size`` 0 means "the images' own size" (all must then
+      be square and equal); any other value resizes and centre-crops every image.
+    * ``config.train_size`` N > 0 keeps the first N training images, as for MNIST.
+    * The channels follow the images (1 if all are grayscale, else 3); the decode cache
+      sits beside the data, as for :func:`load_folder`.
+    """
+    from . import Data
+    from .mnist import train_valid_split
+
+    loaded = load_folder(config.data_dir, image_size=config.image_size or None)
+    x, y = loaded.train_images, loaded.train_labels
+    if loaded.valid_images is not None:
+        train_x, train_y, valid_x, valid_y = x, y, loaded.valid_images, loaded.valid_labels
+    else:
+        train_idx, valid_idx = train_valid_split(len(y), config.valid_size, config.seed)
+        train_x, train_y, valid_x, valid_y = x[train_idx], y[train_idx], x[valid_idx], y[valid_idx]
+    if getattr(config, "train_size", 0):  # quick runs: the first N training images only
+        train_x, train_y = train_x[:config.train_size], train_y[:config.train_size]
+    if loaded.test_images is not None:
+        test_x, test_y = loaded.test_images, loaded.test_labels
+    else:
+        test_x, test_y = valid_x, valid_y
+        warnings.warn(f"{config.data_dir} has no test/ folder: the validation set "
+                      f"({len(valid_y)} images) stands in as the test set, so test figures "
+                      "are validation figures", stacklevel=2)
+    config.channels, config.image_size = train_x.shape[1], train_x.shape[-1]
+    config.num_classes = len(loaded.class_names)
+    put = lambda t: t.to(device)  # noqa: E731
+    return Data(put(train_x), put(train_y), put(valid_x), put(valid_y), put(test_x), put(test_y),
+                list(loaded.class_names), variant=None)

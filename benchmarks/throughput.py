@@ -1,0 +1,108 @@
+"""Training and evaluation throughput (images/s) of one configuration, printed as JSON.
+
+    python benchmarks/throughput.py --dataset mnist --num_glimpses 6 --batch_size 128
+
+Training covers the whole step as the trainer runs it: drawing the batch (variants are
+generated on the device), forward, hybrid loss, backward, optimizer step. Evaluation is
+the deterministic policy's forward pass over the test set. Warm-up steps are excluded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from ram.config import Config  # noqa: E402
+from ram.data import build_data, to_float  # noqa: E402
+from ram.losses import hybrid_loss  # noqa: E402
+from ram.train import build_model, build_optimizer, epoch_generator, pick_device  # noqa: E402
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def commit() -> str:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--num_glimpses", type=int, default=6)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--device", default="")
+    p.add_argument("--data_dir", default="./data")
+    p.add_argument("--steps", type=int, default=200, help="timed training steps")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--eval_batch_size", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    config = Config.for_dataset(args.dataset, num_glimpses=args.num_glimpses, batch_size=args.batch_size,
+                                data_dir=args.data_dir, device=str(device))
+    torch.manual_seed(0)
+    data = build_data(config, device)
+    model = build_model(config).to(device)
+    optimizer, _ = build_optimizer(config, model)
+
+    def batches():
+        epoch = 0
+        while True:
+            yield from data.train_batches(args.batch_size, epoch_generator(config, epoch, device))
+            epoch += 1
+
+    stream = batches()
+    for i in range(args.warmup + args.steps):
+        if i == args.warmup:
+            sync(device)
+            start = time.perf_counter()
+        x, y = next(stream)
+        loss, _ = hybrid_loss(model(x), y, config.reinforce_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    sync(device)
+    train_ips = args.steps * args.batch_size / (time.perf_counter() - start)
+
+    model.eval()
+    with torch.no_grad():
+        x = to_float(data.test_x[:args.eval_batch_size])
+        model.predict_proba(x)
+        n, start = 0, time.perf_counter()
+        for i in range(0, len(data.test_y), args.eval_batch_size):
+            model.predict_proba(to_float(data.test_x[i:i + args.eval_batch_size]))
+            n += len(data.test_y[i:i + args.eval_batch_size])
+        sync(device)
+        eval_ips = n / (time.perf_counter() - start)
+
+    print(json.dumps({
+        "dataset": args.dataset, "num_glimpses": args.num_glimpses, "batch_size": args.batch_size,
+        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": commit(),
+        "train_images_per_s": round(train_ips), "eval_images_per_s": round(eval_ips),
+    }))
+
+
+if __name__ == "__main__":
+    main()

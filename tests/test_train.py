@@ -1,0 +1,138 @@
+"""Real training on MNIST: it learns, it resumes exactly, and the commands work end to end."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ram import checkpoint
+from ram.config import Config
+from ram.errors import RamError
+from ram.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT_KEYS = {"model_state_dict", "optimizer_state_dict", "config", "epoch", "test_accuracy",
+                   "valid_accuracy", "scheduler_state_dict", "rng_state"}
+
+
+def small_config(tmp_path, data_dir, **kw) -> Config:
+    base = dict(data_dir=str(data_dir), save_dir=str(tmp_path / "ckpt"), log_dir=str(tmp_path / "logs"),
+                plot_dir=str(tmp_path / "plots"), device="cpu", seed=3)
+    return Config.for_dataset("mnist", **{**base, **kw})
+
+
+def test_short_training_learns(tmp_path, data_dir):
+    # 300 steps of 64 images: chance is 90% error; a learning RAM is far below it.
+    config = small_config(tmp_path, data_dir, train_size=300 * 64, batch_size=64, num_epochs=1,
+                          lr_schedule="constant")
+    final = Trainer(config, progress=False).fit()
+    assert final["valid_acc"] > 0.6, final
+    assert final["test_acc"] > 0.6, final
+
+
+def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, monkeypatch):
+    kw = dict(train_size=40 * 32, batch_size=32, num_epochs=2)
+    full = Trainer(small_config(tmp_path / "a", data_dir, **kw), progress=False)
+    full.fit()
+
+    # Ctrl-C right after epoch 1: the handler saves latest and exits with status 130.
+    original = Trainer._end_epoch
+
+    def interrupt_after_first(self, row):
+        original(self, row)
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_end_epoch", interrupt_after_first)
+    with pytest.raises(SystemExit) as stop:
+        Trainer(small_config(tmp_path / "b", data_dir, **kw), progress=False).fit()
+    assert stop.value.code == 130
+    monkeypatch.setattr(Trainer, "_end_epoch", original)
+    resumed = Trainer(small_config(tmp_path / "b", data_dir, **kw), resume=True, progress=False)
+    assert resumed.epoch == 1
+    resumed.fit()
+
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+    assert [r["valid_acc"] for r in resumed.history] == [r["valid_acc"] for r in full.history]
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_resume_refuses_a_different_model(tmp_path, data_dir):
+    kw = dict(train_size=10 * 32, batch_size=32, num_epochs=1, num_glimpses=2)
+    Trainer(small_config(tmp_path, data_dir, **kw), progress=False).fit()
+    with pytest.raises(RamError, match="num_glimpses"):
+        Trainer(small_config(tmp_path, data_dir, **{**kw, "num_glimpses": 3}), resume=True, progress=False)
+
+
+def run(*args, check=True):
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
+def test_cli_train_evaluate_resume(tmp_path, data_dir):
+    dirs = ["--save_dir", str(tmp_path / "ckpt"), "--log_dir", str(tmp_path / "logs"),
+            "--plot_dir", str(tmp_path / "plots")]
+    common = ["--dataset", "mnist", "--num_glimpses", "4", "--train_size", "1280", "--batch_size", "64",
+              "--data_dir", str(data_dir), "--device", "cpu", *dirs]
+    run("scripts/train_mnist.py", *common, "--num_epochs", "1")
+    for which in ("best", "latest"):
+        ckpt = torch.load(tmp_path / "ckpt" / f"mnist_{which}.pth", weights_only=True)
+        assert CHECKPOINT_KEYS <= set(ckpt)
+        assert ckpt["epoch"] == 1 and ckpt["config"]["num_glimpses"] == 4
+    assert (tmp_path / "logs" / "mnist_metrics.jsonl").read_text().count("\n") == 1
+    assert (tmp_path / "logs" / "mnist_train.log").stat().st_size > 0
+    assert (tmp_path / "plots" / "mnist_curves.png").stat().st_size > 0
+
+    out = run("scripts/evaluate.py", "--model_path", str(tmp_path / "ckpt" / "mnist_best.pth"),
+              "--dataset", "mnist", "--data_dir", str(data_dir), "--plot_dir", str(tmp_path / "eval"),
+              "--mc_samples", "2").stdout
+    assert "test error" in out and "deterministic policy" in out and "Monte Carlo" in out
+    for name in ("mnist_glimpses.png", "mnist_glimpses.gif"):
+        assert (tmp_path / "eval" / name).stat().st_size > 0
+
+    run("-m", "ram", "train", *common, "--num_epochs", "2", "--resume")
+    assert torch.load(tmp_path / "ckpt" / "mnist_latest.pth", weights_only=True)["epoch"] == 2
+    assert "resumed from" in (tmp_path / "logs" / "mnist_train.log").read_text()
+
+
+def test_bad_checkpoints_give_one_line_errors(tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint at all")
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {}}, foreign)
+    good = small_config(tmp_path, tmp_path)
+    from ram.model import RecurrentAttention
+    model = RecurrentAttention(good)
+    misfit = tmp_path / "misfit.pth"
+    checkpoint.save(misfit, {"model_state_dict": model.state_dict(),
+                             "config": {**good.to_dict(), "hidden_size": 64}, "epoch": 1})
+    cases = {tmp_path / "missing.pth": "no checkpoint", garbage: "not a readable",
+             foreign: "not a ram checkpoint", misfit: "do not fit"}
+    for path, message in cases.items():
+        proc = run("scripts/evaluate.py", "--model_path", str(path), check=False)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "c.pth"
+    checkpoint.save(path, {"model_state_dict": {"w": torch.ones(3)}, "config": {}, "epoch": 1})
+    before = path.read_bytes()
+
+    def crash(obj, f):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        checkpoint.save(path, {"model_state_dict": {}, "config": {}, "epoch": 2})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pth"]
