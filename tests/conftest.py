@@ -2,7 +2,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -17,8 +16,3 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return data_root()
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    torch.set_num_threads(2)

@@ -68,7 +68,7 @@ def test_resume_refuses_a_different_model(tmp_path, data_dir):
 
 
 def run(*args, check=True):
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env,
                           timeout=300)
     if check:

@@ -1,4 +1,4 @@
-"""Command-line entry points: ram-train, ram-evaluate (and ``python -m ram train|evaluate``).
+"""Command-line entry points: ram-train, ram-evaluate, ram-predict (``python -m ram <command>``).
 
 Flags left unset take the dataset's preset (the paper's glimpse settings), then the
 defaults in config.Config. Problems with the user's input end in one ``error:`` line.
@@ -105,7 +105,8 @@ def evaluate_main(argv=None):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train_main, "evaluate": evaluate_main}
+    from .predict import predict_main
+    commands = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m ram {{{'|'.join(commands)}}} [flags]  (--help after a command for its flags)",
               file=sys.stderr)

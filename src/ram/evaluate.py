@@ -50,6 +50,9 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     if args.data_dir:
         config.data_dir = args.data_dir
     data = build_data(config, device)
+    if ckpt.get("class_names") and list(ckpt["class_names"]) != list(data.class_names):
+        raise RamError(f"the classes in {config.data_dir} ({', '.join(data.class_names[:5])}...) are not "
+                       f"those {args.model_path} was trained on; pass the original --data_dir")
     acc = evaluate(model, data.test_x, data.test_y, args.batch_size)
     n = len(data.test_y)
     print(f"test error {100 * (1 - acc):.2f}% (accuracy {acc:.4f}) on {n} test images, "

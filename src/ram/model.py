@@ -79,3 +79,14 @@ class RecurrentAttention(nn.Module):
         outs = [self(x, deterministic=False) for _ in range(mc_samples)]
         probs = torch.stack([F.softmax(o.logits, dim=1) for o in outs]).mean(0)
         return probs, outs[0].locations
+
+    @classmethod
+    def from_checkpoint(cls, path, device="cpu") -> "RecurrentAttention":
+        """The trained model of a checkpoint, with ``.config`` and ``.class_names`` set."""
+        from .predict import from_checkpoint
+        return from_checkpoint(path, device)
+
+    def predict(self, images, mc_samples: int = 0):
+        """Classes, probabilities and glimpse locations for tensors or image file paths."""
+        from .predict import predict
+        return predict(self, images, mc_samples=mc_samples)

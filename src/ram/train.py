@@ -33,6 +33,11 @@ def pick_device(name: str = "") -> torch.device:
     return torch.device(name)
 
 
+def run_name(config: Config) -> str:
+    """Stem of a run's files: the dataset, plus the model when it is not the RAM."""
+    return config.dataset if config.model == "ram" else f"{config.dataset}_{config.model}"
+
+
 def build_model(config: Config) -> torch.nn.Module:
     if config.model in ("ram", "random"):
         from .model import RecurrentAttention
@@ -120,7 +125,7 @@ class Trainer:
         self.optimizer, self.scheduler = build_optimizer(config, self.model)
         self.progress = progress
         self.save_dir = Path(config.save_dir)
-        self.name = config.dataset if config.model == "ram" else f"{config.dataset}_{config.model}"
+        self.name = run_name(config)
         self.log = setup_logging(Path(config.log_dir), self.name)
         self.metrics_path = Path(config.log_dir) / f"{self.name}_metrics.jsonl"
         self.history: list[dict] = []
@@ -128,6 +133,8 @@ class Trainer:
         self.best_valid = -1.0
         if resume:
             self._resume()
+        else:  # a fresh run starts a fresh metrics file; a resumed one appends to it
+            self.metrics_path.unlink(missing_ok=True)
 
     # --- checkpoints -------------------------------------------------------------
     def path(self, which: str) -> Path:

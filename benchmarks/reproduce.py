@@ -1,0 +1,356 @@
+"""Reproduce the paper's result tables, one row (one trained model) at a time.
+
+    python benchmarks/reproduce.py --table translated --device cuda
+    python benchmarks/reproduce.py --table mnist --rows fc256 conv --epochs 5
+    python benchmarks/reproduce.py --table cluttered60 --dry_run
+    python benchmarks/reproduce.py --table_only
+
+Every row of a table is a model of Mnih et al. (2014), Tables 1 and 2, with the error the
+paper reports. For each row this trains with ``ram.train.Trainer`` (checkpoints and logs
+in ``runs/repro/<table>/<row>/``), takes the checkpoint chosen on the validation split
+(``*_best.pth``), measures its validation and test error (deterministic policy), and
+writes ``results/<table>/<row>.json`` with the config, seed, commit, machine, epochs and
+wall time. Then the markdown comparison table is rebuilt from every JSON file in
+``results/`` and written into README.md between the markers
+``<!-- results:start -->`` and ``<!-- results:end -->``.
+
+Runs shorter than the table's full length are labelled "shortened run" in the table:
+their numbers show the code works, not that the paper's figure is reached.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from ram.config import DATASET_PRESETS, Config  # noqa: E402
+from ram.errors import RamError  # noqa: E402
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+PATH_KEYS = ("data_dir", "save_dir", "log_dir", "plot_dir")
+REQUIRED = ("test_error_percent", "paper_error_percent", "epochs")  # what the table needs
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str                # file name of the result: results/<table>/<name>.json
+    label: str               # the paper's wording
+    paper_error: float       # test error in percent, as the paper reports it
+    overrides: dict = field(default_factory=dict)  # Config fields that make this model
+
+
+@dataclass(frozen=True)
+class Table:
+    dataset: str
+    title: str
+    source: str
+    full_epochs: int         # the length of a full run; fewer epochs are marked "shortened"
+    rows: tuple[Row, ...]
+
+
+def _ram_rows(dataset: str, errors: dict[int, float]) -> list[Row]:
+    p = DATASET_PRESETS[dataset]
+    g, k = p["glimpse_size"], p["num_scales"]
+    return [Row(f"ram{n}", f"RAM, {n} glimpses, {g}x{g}, {k} scale{'s' * (k > 1)}", err,
+                {"model": "ram", "num_glimpses": n}) for n, err in errors.items()]
+
+
+FC64 = Row("fc64", "FC, 2 layers (64 hiddens each)", 0.0, {"model": "fc64"})
+FC256 = Row("fc256", "FC, 2 layers (256 hiddens each)", 0.0, {"model": "fc256"})
+CONV = Row("conv", "Convolutional, 2 layers", 0.0, {"model": "conv"})
+
+
+def _with(row: Row, error: float) -> Row:
+    return Row(row.name, row.label, error, row.overrides)
+
+
+# The paper's test errors (NIPS 2014 proceedings; 100x100 RAM rows from the arXiv v1 text).
+TABLES: dict[str, Table] = {
+    "mnist": Table("mnist", "28x28 MNIST", "Table 1a", 200, (
+        _with(FC256, 1.69), _with(CONV, 1.21),
+        *_ram_rows("mnist", {2: 3.79, 3: 1.51, 4: 1.54, 5: 1.34, 6: 1.12, 7: 1.07}),
+    )),
+    "translated": Table("translated", "60x60 translated MNIST", "Table 1b", 200, (
+        _with(FC64, 6.42), _with(FC256, 2.63), _with(CONV, 1.62),
+        *_ram_rows("translated", {4: 1.54, 6: 1.22, 8: 1.20}),
+    )),
+    "cluttered60": Table("cluttered60", "60x60 cluttered translated MNIST (4 pieces of clutter)",
+                         "Table 2a", 200, (
+        _with(FC64, 28.58), _with(FC256, 11.96), _with(CONV, 8.09),
+        *_ram_rows("cluttered60", {4: 4.96, 6: 4.08, 8: 4.04}),
+        Row("random8", "RAM, 8 random glimpses", 14.4, {"model": "random", "num_glimpses": 8}),
+    )),
+    "cluttered100": Table("cluttered100", "100x100 cluttered translated MNIST (8 pieces of clutter)",
+                          "Table 2b; RAM rows from arXiv v1", 200, (
+        _with(CONV, 14.35),
+        *_ram_rows("cluttered100", {4: 14.95, 6: 11.58, 8: 10.83}),
+    )),
+}
+
+
+# --- provenance -------------------------------------------------------------------
+
+def git_commit(root: Path = ROOT) -> str:
+    """HEAD's hash, with "-dirty" when tracked files differ from it; "unknown" outside git."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
+
+
+def cpu_name() -> str:
+    try:  # Linux names the model here; platform.processor() often says only "x86_64"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def machine(device: torch.device) -> dict:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = cpu_name()
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "device": str(device), "device_name": name}
+
+
+def relative(path) -> str:
+    """A path inside the repository, written relative to it, so results read the same anywhere."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+
+
+def portable(config: dict) -> dict:
+    return {k: relative(v) if k in PATH_KEYS else v for k, v in config.items()}
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# --- one row -----------------------------------------------------------------------
+
+def row_config(table: Table, row: Row, epochs: int, seed: int, device: str, data_dir: str,
+               run_dir: Path) -> Config:
+    return Config.for_dataset(table.dataset, **row.overrides, num_epochs=epochs, seed=seed,
+                              device=device, data_dir=data_dir, save_dir=str(run_dir),
+                              log_dir=str(run_dir), plot_dir=str(run_dir)).validate()
+
+
+def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir: Path,
+            resume: bool = False) -> dict:
+    """Train one row, test the checkpoint chosen on validation, write its JSON; returns it."""
+    from ram.evaluate import load_model
+    from ram.train import Trainer, evaluate, run_name
+
+    table = TABLES[table_name]
+    start = time.perf_counter()
+    resume = resume and (Path(config.save_dir) / f"{run_name(config)}_latest.pth").is_file()
+    trainer = Trainer(config, resume=resume, progress=sys.stderr.isatty())
+    trainer.fit()
+    best = trainer.path("best")
+    model, _, ckpt = load_model(best, trainer.device)
+    data = trainer.data
+    valid_acc = evaluate(model, data.valid_x, data.valid_y)
+    test_acc = evaluate(model, data.test_x, data.test_y)
+    result = {
+        "table": table_name,
+        "row": row.name,
+        "label": row.label,
+        "paper_error_percent": row.paper_error,
+        "valid_error_percent": round(100 * (1 - valid_acc), 4),
+        "test_error_percent": round(100 * (1 - test_acc), 4),
+        "best_epoch": ckpt["epoch"],
+        "epochs": trainer.epoch,
+        "full_epochs": table.full_epochs,
+        "resumed": resume,
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "train_seconds": round(sum(h["epoch_seconds"] for h in trainer.history), 1),
+        "seed": config.seed,
+        "commit": commit,
+        "machine": machine(trainer.device),
+        "checkpoint": relative(best),
+        "config": portable(config.to_dict()),
+    }
+    write_json(results_dir / table_name / f"{row.name}.json", result)
+    return result
+
+
+# --- the markdown table ------------------------------------------------------------
+
+def load_results(results_dir: Path) -> list[dict]:
+    results = []
+    for path in sorted(Path(results_dir).glob("*/*.json")):
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            print(f"warning: skipping {path}: unreadable ({type(e).__name__})", file=sys.stderr)
+            continue
+        missing = [k for k in REQUIRED if k not in r] if isinstance(r, dict) else list(REQUIRED)
+        if missing:
+            print(f"warning: skipping {path}: not a result file (no {missing[0]!r})", file=sys.stderr)
+            continue
+        r.setdefault("table", path.parent.name)
+        r.setdefault("row", path.stem)
+        results.append(r)
+    return results
+
+
+def _note(r: dict) -> str:
+    notes = []
+    full = r.get("full_epochs")
+    if full and r["epochs"] < full:
+        notes.append(f"shortened run ({r['epochs']} of {full} epochs)")
+    device = r.get("machine", {}).get("device_name")
+    if device:
+        notes.append(device)
+    return "; ".join(notes)
+
+
+def render_markdown(results: list[dict]) -> str:
+    """One table per data set that has results; rows the paper has but not run yet show "-"."""
+    by_table: dict[str, dict[str, dict]] = {}
+    for r in results:
+        by_table.setdefault(r["table"], {})[r["row"]] = r
+    names = [t for t in TABLES if t in by_table] + sorted(t for t in by_table if t not in TABLES)
+    out = ["Test error in percent: deterministic policy (mean glimpse locations), checkpoint chosen "
+           "on the validation split. Generated by `python benchmarks/reproduce.py --table_only` "
+           "from `results/`; do not edit by hand.", ""]
+    if not names:
+        out.append("No results yet: run `python benchmarks/reproduce.py --table mnist` (or another table).")
+    for name in names:
+        got, table = by_table[name], TABLES.get(name)
+        known = [row.name for row in table.rows] if table else []
+        order = known + sorted(r for r in got if r not in known)
+        title = f"{table.title} (paper: {table.source})" if table else name
+        out += [f"**{title}**: `python benchmarks/reproduce.py --table {name}`", "",
+                "| Model | Paper | Ours | Difference (points) | Epochs | Note |",
+                "| --- | ---: | ---: | ---: | ---: | --- |"]
+        for row_name in order:
+            r = got.get(row_name)
+            if r is None:
+                row = next(x for x in table.rows if x.name == row_name)
+                out.append(f"| {row.label} | {row.paper_error:.2f}% | - | - | - | not run yet |")
+                continue
+            paper, ours = r["paper_error_percent"], r["test_error_percent"]
+            label = r.get("label", row_name)
+            out.append(f"| {label} | {paper:.2f}% | {ours:.2f}% | {ours - paper:+.2f} | "
+                       f"{r['epochs']} | {_note(r)} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def replace_between_markers(path: Path, text: str) -> bool:
+    """Put ``text`` between the results markers of ``path``; False (file untouched) if absent."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    doc = path.read_text()
+    i, j = doc.find(START), doc.find(END)
+    if i < 0 or j < i:
+        return False
+    new = doc[:i + len(START)] + "\n" + text + doc[j:]
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(new)
+    os.replace(tmp, path)
+    return True
+
+
+def update_readme(results_dir: Path, readme: Path) -> str:
+    text = render_markdown(load_results(results_dir))
+    if replace_between_markers(readme, text):
+        print(f"results table written into {readme}")
+    else:
+        print(text)
+        print(f"note: {readme} has no '{START}' ... '{END}' markers; the table above was not written")
+    return text
+
+
+# --- command line ------------------------------------------------------------------
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--table", choices=list(TABLES), help="which of the paper's tables to reproduce")
+    p.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all of the table)")
+    p.add_argument("--epochs", type=int, help="epochs per row (default: the table's full length, 200)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--data_dir", default=str(ROOT / "data"), help="where MNIST/raw lies")
+    p.add_argument("--resume", action="store_true", help="continue each row from its latest checkpoint, if any")
+    p.add_argument("--dry_run", action="store_true", help="print each row's config and paths; train nothing")
+    p.add_argument("--table_only", action="store_true", help="only rebuild the markdown table from results/")
+    p.add_argument("--results_dir", default=str(ROOT / "results"))
+    p.add_argument("--runs_dir", default=str(ROOT / "runs" / "repro"))
+    p.add_argument("--readme", default=str(ROOT / "README.md"))
+    args = p.parse_args(argv)
+    if not args.table_only and not args.table:
+        p.error("pass --table (one of " + ", ".join(TABLES) + ") or --table_only")
+    if args.table and args.rows:
+        known = [r.name for r in TABLES[args.table].rows]
+        unknown = [r for r in args.rows if r not in known]
+        if unknown:
+            p.error(f"table {args.table} has no row {unknown[0]!r}; its rows are {', '.join(known)}")
+    if args.epochs is not None and args.epochs < 1:
+        p.error("--epochs must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    results_dir, readme = Path(args.results_dir), Path(args.readme)
+    try:
+        if not args.table_only:
+            table = TABLES[args.table]
+            rows = [r for r in table.rows if not args.rows or r.name in args.rows]
+            epochs = args.epochs or table.full_epochs
+            commit = git_commit()  # before any result is written, which would dirty the tree
+            for row in rows:
+                run_dir = Path(args.runs_dir) / args.table / row.name
+                config = row_config(table, row, epochs, args.seed, args.device, args.data_dir, run_dir)
+                out = results_dir / args.table / f"{row.name}.json"
+                if args.dry_run:
+                    print(f"{args.table}/{row.name}: {row.label} (paper {row.paper_error:.2f}%), "
+                          f"{epochs} epochs -> {relative(out)}\n  {json.dumps(portable(config.to_dict()))}")
+                    continue
+                r = run_row(args.table, row, config, commit, results_dir, args.resume)
+                print(f"{args.table}/{row.name}: test error {r['test_error_percent']:.2f}% "
+                      f"(paper {row.paper_error:.2f}%), valid error {r['valid_error_percent']:.2f}%, "
+                      f"{r['epochs']} epochs, {r['wall_seconds'] / 60:.1f} min -> {relative(out)}", flush=True)
+            if args.dry_run:
+                return 0
+        update_readme(results_dir, readme)
+    except RamError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
