@@ -77,7 +77,7 @@ def train_main(argv=None):
     from .train import Trainer
     trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
     final = trainer.fit()
-    if final:
+    if final and trainer.dist.is_main:
         print(f"best validation accuracy {trainer.best_valid:.4f}; checkpoints in {trainer.save_dir}")
 
 

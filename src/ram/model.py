@@ -41,7 +41,7 @@ class RecurrentAttention(nn.Module):
     def forward(self, x: torch.Tensor, deterministic: bool = False) -> Output:
         B = x.shape[0]
         retina = Retina(x, self.config.glimpse_size, self.config.num_scales)
-        state = self.core.initial_state(B, x.device)
+        state = None  # h_0 = 0
         l = x.new_zeros(B, 2)
         locations, log_pis, baselines = [l], [], []
         for t in range(self.num_glimpses):

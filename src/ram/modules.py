@@ -62,9 +62,12 @@ class CoreNetwork(nn.Module):
         h = torch.zeros(batch_size, self.hidden_size, device=device)
         return (h, torch.zeros_like(h)) if self.use_lstm else (h,)
 
-    def forward(self, g: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    def forward(self, g: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, ...]:
+        """One step; ``state=None`` is the zero initial state, whose product is skipped."""
         if self.use_lstm:
             return self.cell(g, state)
+        if state is None:  # h_0 = 0: Linear(h_0) is only its bias
+            return (F.relu(F.linear(g, self.fc_h.weight[:, self.hidden_size:], self.fc_h.bias)),)
         return (F.relu(self.fc_h(torch.cat([state[0], g], dim=1))),)
 
 
@@ -79,6 +82,7 @@ class LocationNetwork(nn.Module):
     def __init__(self, hidden_size: int, std: float):
         super().__init__()
         self.std = std
+        self.log_norm = math.log(std) + 0.5 * math.log(2 * math.pi)  # of each 1-D Gaussian
         self.fc = nn.Linear(hidden_size, 2)
 
     def forward(self, h: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,8 +91,8 @@ class LocationNetwork(nn.Module):
             l = mu.detach()
         else:
             l = (mu + self.std * torch.randn_like(mu)).detach()
-        log_pi = (-((l - mu) ** 2) / (2 * self.std**2)
-                  - math.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(dim=1)
+        # log N(l; mu, std^2 I), summed over the two coordinates
+        log_pi = (l - mu).pow(2).sum(1) / (-2 * self.std**2) - 2 * self.log_norm
         # Clamp after scoring: the retina sees the image's own square; the score is that
         # of the Gaussian sample the policy actually drew.
         return l.clamp(-1, 1), log_pi

@@ -48,13 +48,18 @@ class Retina:
         # Row-major offsets of an S x S window relative to its top-left pixel.
         ar = torch.arange(self.S, device=images.device)
         self.window = (ar[:, None] * self.Wp + ar[None, :]).reshape(1, 1, -1)
+        # Constants of the location -> flat index map, made once per batch, not per glimpse.
+        self.half_size = torch.tensor([self.W / 2, self.H / 2], device=images.device)
+        self.lowest = torch.zeros(2, dtype=torch.long, device=images.device)
+        self.highest = torch.tensor([self.Wp - self.S, self.Hp - self.S], device=images.device)
+        self.strides = torch.tensor([1, self.Wp], device=images.device)
 
     def glimpse(self, l: torch.Tensor) -> torch.Tensor:
-        S, pad = self.S, self.pad
-        p = location_to_pixel(l, self.H, self.W)
-        x0 = (p[:, 0] - S // 2 + pad).clamp(0, self.Wp - S)
-        y0 = (p[:, 1] - S // 2 + pad).clamp(0, self.Hp - S)
-        idx = (y0 * self.Wp + x0).view(self.B, 1, 1) + self.window
+        S = self.S
+        # location_to_pixel, then the top-left corner of the largest patch in the padded image
+        corner = ((l + 1) * self.half_size).floor_().long() + (self.pad - S // 2)
+        corner = torch.clamp(corner, self.lowest, self.highest)
+        idx = (corner * self.strides).sum(1).view(self.B, 1, 1) + self.window
         patch = self.flat.gather(2, idx.expand(self.B, self.C, S * S)).view(self.B, self.C, S, S)
         if self.k == 1:
             return patch.reshape(self.B, -1)

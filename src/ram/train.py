@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import Config
 from .data import Data, build_data, to_float
 from .errors import RamError
@@ -89,12 +89,15 @@ def epoch_generator(config: Config, epoch: int, device: torch.device) -> torch.G
     return g
 
 
-def setup_logging(log_dir: Path, name: str) -> logging.Logger:
-    log_dir.mkdir(parents=True, exist_ok=True)
+def setup_logging(log_dir: Path, name: str, enabled: bool = True) -> logging.Logger:
     logger = logging.getLogger(f"ram.{name}")
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    if not enabled:  # another process (rank 0) writes the log
+        logger.addHandler(logging.NullHandler())
+        return logger
+    log_dir.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
     for handler in (logging.FileHandler(log_dir / f"{name}_train.log"), logging.StreamHandler()):
         handler.setFormatter(fmt)
@@ -118,23 +121,29 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 class Trainer:
     def __init__(self, config: Config, resume: bool = False, progress: bool = True):
         self.config = config.validate()
-        self.device = pick_device(config.device)
+        device = pick_device(config.device)
+        self.dist = distributed.init_from_env(device.type)  # single process unless under torchrun
+        self.device = distributed.local_device(device, self.dist)
         torch.manual_seed(config.seed)
-        self.data: Data = build_data(config, self.device)
+        with distributed.local_main_first(self.dist):  # one download per machine
+            self.data: Data = build_data(config, self.device)
         self.model = build_model(config).to(self.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.model)
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         self.save_dir = Path(config.save_dir)
         self.name = run_name(config)
-        self.log = setup_logging(Path(config.log_dir), self.name)
+        self.log = setup_logging(Path(config.log_dir), self.name, enabled=self.dist.is_main)
         self.metrics_path = Path(config.log_dir) / f"{self.name}_metrics.jsonl"
         self.history: list[dict] = []
         self.epoch = 0
         self.best_valid = -1.0
         if resume:
-            self._resume()
-        else:  # a fresh run starts a fresh metrics file; a resumed one appends to it
+            self._resume()  # every rank loads the same checkpoint
+        elif self.dist.is_main:  # a fresh run starts a fresh metrics file; a resumed one appends to it
             self.metrics_path.unlink(missing_ok=True)
+        # The module the training step calls: DDP under torchrun, else the model itself.
+        # Evaluation and checkpoints use self.model, which shares its parameters.
+        self.net = distributed.wrap(self.model, self.dist)
 
     # --- checkpoints -------------------------------------------------------------
     def path(self, which: str) -> Path:
@@ -177,12 +186,13 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------
     def train_epoch(self) -> dict:
-        c, model = self.config, self.model
+        c, model, world = self.config, self.net, self.dist.world_size
         model.train()
-        gen = epoch_generator(c, self.epoch, self.device)
-        steps = self.data.steps_per_epoch(c.batch_size)
+        distributed.seed_epoch(c.seed, self.epoch, self.dist)  # own exploration noise per rank
+        gen = epoch_generator(c, self.epoch, self.device)  # same on all ranks: disjoint shards
+        steps = self.data.steps_per_epoch(c.batch_size, world)
         sums = torch.zeros(5, device=self.device)  # loss, ce, reinforce, baseline, acc
-        bar = tqdm(self.data.train_batches(c.batch_size, gen), total=steps, leave=False,
+        bar = tqdm(self.data.train_batches(c.batch_size, gen, self.dist.rank, world), total=steps, leave=False,
                    desc=f"epoch {self.epoch + 1}/{c.num_epochs}", disable=not self.progress)
         start = time.perf_counter()
         for step, (x, y) in enumerate(bar, 1):
@@ -194,11 +204,13 @@ class Trainer:
             if step % LOG_EVERY == 0 or step == steps:
                 s = (sums / step).tolist()
                 bar.set_postfix(loss=f"{s[0]:.3f}", acc=f"{s[4]:.3f}",
-                                img_s=f"{step * c.batch_size / (time.perf_counter() - start):.0f}")
+                                img_s=f"{step * c.batch_size * world / (time.perf_counter() - start):.0f}")
         seconds = time.perf_counter() - start
+        sums = distributed.all_reduce_mean(sums, self.dist)  # metrics of the global batch
         s = (sums / max(steps, 1)).tolist()
         return {"train_loss": s[0], "ce": s[1], "reinforce": s[2], "baseline": s[3], "train_acc": s[4],
-                "images_per_s": steps * c.batch_size / seconds, "epoch_seconds": seconds}
+                "images_per_s": steps * c.batch_size * world / seconds, "epoch_seconds": seconds,
+                "world_size": world}
 
     def fit(self) -> dict:
         c = self.config
@@ -218,9 +230,12 @@ class Trainer:
                 self._end_epoch(row)
         except KeyboardInterrupt:
             # Keep the work: the weights so far, marked; --resume redoes the broken epoch.
-            checkpoint.save(self.path("latest"), self._payload(float("nan"), float("nan"), True))
+            if self.dist.is_main:
+                checkpoint.save(self.path("latest"), self._payload(float("nan"), float("nan"), True))
             self.log.info(f"interrupted: saved {self.path('latest')}; continue with --resume")
             raise SystemExit(130)
+        finally:
+            distributed.cleanup(self.dist)
         return self.history[-1] if self.history else {}
 
     def _end_epoch(self, row: dict) -> None:
@@ -229,6 +244,8 @@ class Trainer:
         improved = score > self.best_valid
         if improved:
             self.best_valid = score
+        if not self.dist.is_main:  # every rank keeps the same history; rank 0 writes it
+            return
         payload = self._payload(row["valid_acc"], row["test_acc"])
         checkpoint.save(self.path("latest"), payload)
         if improved:

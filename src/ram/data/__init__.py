@@ -36,6 +36,10 @@ class Data:
         """One epoch of shuffled batches; with several processes each takes its own shard."""
         n = self.train_x.shape[0]
         perm = torch.randperm(n, generator=generator, device=generator.device).to(self.train_x.device)
+        if world_size > 1 and self.variant is not None:
+            # The shuffle is shared (disjoint shards); each rank draws its own positions and clutter.
+            generator = torch.Generator(device=generator.device).manual_seed(
+                generator.initial_seed() * world_size + rank)
         step = batch_size * world_size
         for start in range(0, n - step + 1, step):  # drop the ragged tail: equal batches
             idx = perm[start + rank * batch_size:start + (rank + 1) * batch_size]
