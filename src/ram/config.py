@@ -37,7 +37,7 @@ class Config:
     glimpse_hidden: int = 128    # h_g and h_l
     hidden_size: int = 256       # g_t and h_t
     use_lstm: bool = False
-    std: float = 0.1             # fixed std of the Gaussian location policy
+    std: float = 0.05            # fixed std of the Gaussian location policy
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
