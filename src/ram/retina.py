@@ -14,6 +14,8 @@ one: one gather of the largest patch per glimpse serves every scale.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +29,23 @@ def location_to_pixel(l: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Map locations (..., 2) in [-1, 1] to integer pixel (column, row) indices (..., 2)."""
     size = torch.tensor([width / 2, height / 2], device=l.device, dtype=l.dtype)
     return ((l + 1) * size).floor().long()
+
+
+@functools.lru_cache(maxsize=32)
+def _index_constants(device: torch.device, H: int, W: int, S: int) -> tuple[torch.Tensor, ...]:
+    """Constants of the location -> flat index map for an image size, made once per device.
+
+    Cached because building a tensor from Python numbers on a GPU is a host-to-device copy
+    that waits for the device: once per image size is fine, once per batch is not.
+    """
+    Hp, Wp = H + 2 * S, W + 2 * S
+    ar = torch.arange(S)
+    window = (ar[:, None] * Wp + ar[None, :]).reshape(1, 1, -1)  # offsets of an S x S window
+    half_size = torch.tensor([W / 2, H / 2])
+    lowest = torch.zeros(2, dtype=torch.long)
+    highest = torch.tensor([Wp - S, Hp - S])
+    strides = torch.tensor([1, Wp])
+    return tuple(t.to(device) for t in (window, half_size, lowest, highest, strides))
 
 
 class Retina:
@@ -45,14 +64,8 @@ class Retina:
         padded = F.pad(images, (self.pad, self.pad, self.pad, self.pad))
         self.Hp, self.Wp = padded.shape[-2:]
         self.flat = padded.reshape(self.B, self.C, self.Hp * self.Wp)
-        # Row-major offsets of an S x S window relative to its top-left pixel.
-        ar = torch.arange(self.S, device=images.device)
-        self.window = (ar[:, None] * self.Wp + ar[None, :]).reshape(1, 1, -1)
-        # Constants of the location -> flat index map, made once per batch, not per glimpse.
-        self.half_size = torch.tensor([self.W / 2, self.H / 2], device=images.device)
-        self.lowest = torch.zeros(2, dtype=torch.long, device=images.device)
-        self.highest = torch.tensor([self.Wp - self.S, self.Hp - self.S], device=images.device)
-        self.strides = torch.tensor([1, self.Wp], device=images.device)
+        self.window, self.half_size, self.lowest, self.highest, self.strides = _index_constants(
+            images.device, self.H, self.W, self.S)
 
     def glimpse(self, l: torch.Tensor) -> torch.Tensor:
         S = self.S
