@@ -47,6 +47,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--batch_size", type=int, default=d.batch_size)
     a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])
     a("--lr", type=float, default=d.lr)
+    a("--policy_lr_scale", type=float, default=d.policy_lr_scale,
+      help="learning rate of the location network relative to --lr")
     a("--lr_schedule", default=d.lr_schedule, choices=["cosine", "constant"])
     a("--momentum", type=float, default=d.momentum, help="for --optimizer sgd")
     a("--weight_decay", type=float, default=d.weight_decay)

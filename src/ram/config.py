@@ -41,6 +41,7 @@ class Config:
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
+    policy_lr_scale: float = 1.0  # the location network's lr relative to --lr (see train.param_groups)
     momentum: float = 0.9
     weight_decay: float = 0.0
     lr_schedule: str = "cosine"  # cosine | constant
@@ -85,6 +86,7 @@ class Config:
             (self.hidden_size >= 1 and self.glimpse_hidden >= 1, "--hidden_size must be positive"),
             (self.std > 0, "--std must be positive (it is the policy's standard deviation)"),
             (self.lr > 0, "--lr must be positive"),
+            (self.policy_lr_scale > 0, "--policy_lr_scale must be positive"),
             (self.batch_size >= 1, "--batch_size must be at least 1"),
             (self.num_epochs >= 0, "--num_epochs must be non-negative"),
             (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),

@@ -46,16 +46,32 @@ def build_model(config: Config) -> torch.nn.Module:
     return build_baseline(config)
 
 
+def param_groups(config: Config, model: torch.nn.Module) -> list[dict]:
+    """The location policy learns at ``policy_lr_scale`` times the rate of the rest.
+
+    Its only gradient is REINFORCE's. Once most answers are right the advantage is near
+    zero and that gradient is mostly noise, which Adam rescales to full-size steps: the
+    policy then random-walks into the saturated corners of tanh and stays there. A
+    smaller rate keeps that walk short.
+    """
+    policy = [p for n, p in model.named_parameters() if n.startswith("locator.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("locator.")]
+    groups = [{"params": rest, "lr": config.lr}]
+    if policy:
+        groups.append({"params": policy, "lr": config.lr * config.policy_lr_scale})
+    return groups
+
+
 def build_optimizer(config: Config, model: torch.nn.Module):
+    groups = param_groups(config, model)
     if config.optimizer == "adam":
         # The fused kernel updates every parameter in one pass (CPU and CUDA, torch >= 2.4).
         try:
-            opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                   fused=True)
+            opt = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay, fused=True)
         except (RuntimeError, TypeError):
-            opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+            opt = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+        opt = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay)
     # Closed-form factors of the epoch, so a run resumed with more --num_epochs follows
     # the longer schedule rather than a recursion fitted to the old length.
