@@ -43,6 +43,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
     a("--num_clutter", type=int, default=None, help="pieces of clutter (preset: 4 at 60x60, 8 at 100x100)")
     a("--clutter_size", type=int, default=d.clutter_size)
+    a("--max_shift", type=int, default=d.max_shift,
+      help="augmentation: shift each training image by up to N pixels (0: off)")
     a("--num_epochs", type=int, default=d.num_epochs)
     a("--batch_size", type=int, default=d.batch_size)
     a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])

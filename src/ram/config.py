@@ -27,6 +27,7 @@ class Config:
     image_size: int = 0          # 0: the dataset's own (28 for MNIST, 60/100 for the variants)
     num_clutter: int = -1        # -1: the dataset's own
     clutter_size: int = 8
+    max_shift: int = 0           # augmentation: shift training images by up to N pixels (0: off)
     channels: int = 1
     num_classes: int = 10
     # glimpse sensor and networks (paper, section 4)

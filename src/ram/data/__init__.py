@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 from ..config import Config
 from ..errors import RamError
@@ -30,6 +31,7 @@ class Data:
     test_y: torch.Tensor
     class_names: list[str]
     variant: variants.Variant | None = None  # set when training images are generated
+    max_shift: int = 0                       # augmentation: random shifts of training images
 
     def train_batches(self, batch_size: int, generator: torch.Generator,
                       rank: int = 0, world_size: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -48,10 +50,29 @@ class Data:
                 x = variants.make_batch(self.train_x[idx], self.train_x, self.variant, generator)
             else:
                 x = self.train_x[idx]
-            yield to_float(x), y
+            x = to_float(x)
+            if self.max_shift:
+                x = random_shift(x, self.max_shift, generator)
+            yield x, y
 
     def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
         return self.train_x.shape[0] // (batch_size * world_size)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by its own random (dx, dy) in [-max_shift, max_shift], zero-filled.
+
+    A training-time augmentation: the same digit is seen at slightly different places, so
+    the glimpse path cannot simply memorise where each training image's strokes lie.
+    """
+    B, C, H, W = x.shape
+    p = max_shift
+    padded = F.pad(x, (p, p, p, p)).flatten(2)
+    dx, dy = torch.randint(0, 2 * p + 1, (2, B, 1), generator=generator, device=generator.device).to(x.device)
+    rows = dy + torch.arange(H, device=x.device)  # (B, H) rows of the padded image to read
+    cols = dx + torch.arange(W, device=x.device)
+    idx = (rows[:, :, None] * (W + 2 * p) + cols[:, None, :]).view(B, 1, H * W)
+    return padded.gather(2, idx.expand(B, C, H * W)).view(B, C, H, W)
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -95,4 +116,4 @@ def build_data(config: Config, device: torch.device | str) -> Data:
     train_x = images[train_idx] if variant is not None else images[train_idx].unsqueeze(1)
     put = lambda t: t.to(device)
     return Data(put(train_x), put(labels[train_idx]), put(valid_x), put(valid_y),
-                put(test_x), put(test_y), mnist.CLASS_NAMES[source], variant)
+                put(test_x), put(test_y), mnist.CLASS_NAMES[source], variant, config.max_shift)
