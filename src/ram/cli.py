@@ -109,8 +109,10 @@ def evaluate_main(argv=None):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .catch import train_catch_main
     from .predict import predict_main
-    commands = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main}
+    commands = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main,
+                "train-catch": train_catch_main}
     if not argv or argv[0] not in commands:
         print(f"usage: python -m ram {{{'|'.join(commands)}}} [flags]  (--help after a command for its flags)",
               file=sys.stderr)

@@ -43,6 +43,10 @@ def draw_pictures(model, config: Config, x: torch.Tensor, y: torch.Tensor, class
 
 def run_evaluation(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
+    trained_on = checkpoint.config_of(checkpoint.load(args.model_path), args.model_path).dataset
+    if "catch" in (args.dataset, trained_on):
+        from .catch import evaluate_catch  # a game-playing agent, not a classifier
+        return evaluate_catch(args.model_path, args.device, args.plot_dir)
     model, config, ckpt = load_model(args.model_path, device)
     if args.dataset and args.dataset != config.dataset:
         raise RamError(f"{args.model_path} was trained on --dataset {config.dataset}, "

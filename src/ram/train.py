@@ -195,6 +195,10 @@ class Trainer:
         checkpoint.load_weights(self.model, ckpt["model_state_dict"], path)
         self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
         self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        # The schedule is a function of the epoch: recompute the rate in case --num_epochs changed.
+        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                       self.scheduler.lr_lambdas):
+            group["lr"] = base * factor(self.scheduler.last_epoch)
         set_rng_state(ckpt["rng_state"], self.device)
         self.epoch, self.best_valid = ckpt["epoch"], ckpt["best_valid_accuracy"]
         self.history = list(ckpt["history"])

@@ -1,0 +1,10 @@
+"""Thin wrapper so the command works from a clone: python scripts/train_catch.py --help"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from ram.catch import train_catch_main  # noqa: E402
+
+if __name__ == "__main__":
+    train_catch_main()
