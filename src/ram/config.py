@@ -38,11 +38,11 @@ class Config:
     glimpse_hidden: int = 128    # h_g and h_l
     hidden_size: int = 256       # g_t and h_t
     use_lstm: bool = False
-    std: float = 0.05            # fixed std of the Gaussian location policy
+    std: float = 0.15            # fixed std of the Gaussian location policy
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
-    policy_lr_scale: float = 1.0  # the location network's lr relative to --lr (see train.param_groups)
+    policy_lr_scale: float = 0.1  # the location network's lr relative to --lr (see train.param_groups)
     momentum: float = 0.9
     weight_decay: float = 0.0
     lr_schedule: str = "cosine"  # cosine | constant
