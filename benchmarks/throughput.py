@@ -1,6 +1,10 @@
 """Training and evaluation throughput (images/s) of one configuration, printed as JSON.
 
     python benchmarks/throughput.py --dataset mnist --num_glimpses 6 --batch_size 128
+    torchrun --standalone --nproc_per_node 2 benchmarks/throughput.py --batch_size 64
+
+Under torchrun each process trains on its own shard with DistributedDataParallel, as the
+trainer does; the figure printed (by rank 0) is the global images/s (all processes).
 
 Training covers the whole step as the trainer runs it: drawing the batch (variants are
 generated on the device), forward, hybrid loss, backward, optimizer step. Evaluation is
@@ -20,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from ram import distributed  # noqa: E402
 from ram.config import Config  # noqa: E402
 from ram.data import build_data, to_float  # noqa: E402
 from ram.losses import hybrid_loss  # noqa: E402
@@ -58,17 +63,21 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    dist = distributed.init_from_env(device.type)
+    device = distributed.local_device(device, dist)
     config = Config.for_dataset(args.dataset, num_glimpses=args.num_glimpses, batch_size=args.batch_size,
                                 data_dir=args.data_dir, device=str(device))
     torch.manual_seed(0)
     data = build_data(config, device)
     model = build_model(config).to(device)
     optimizer, _ = build_optimizer(config, model)
+    net = distributed.wrap(model, dist)
 
     def batches():
         epoch = 0
         while True:
-            yield from data.train_batches(args.batch_size, epoch_generator(config, epoch, device))
+            yield from data.train_batches(args.batch_size, epoch_generator(config, epoch, device),
+                                          dist.rank, dist.world_size)
             epoch += 1
 
     stream = batches()
@@ -77,12 +86,12 @@ def main():
             sync(device)
             start = time.perf_counter()
         x, y = next(stream)
-        loss, _ = hybrid_loss(model(x), y, config.reinforce_weight)
+        loss, _ = hybrid_loss(net(x), y, config.reinforce_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     sync(device)
-    train_ips = args.steps * args.batch_size / (time.perf_counter() - start)
+    train_ips = args.steps * args.batch_size * dist.world_size / (time.perf_counter() - start)
 
     model.eval()
     with torch.no_grad():
@@ -95,13 +104,18 @@ def main():
         sync(device)
         eval_ips = n / (time.perf_counter() - start)
 
+    if not dist.is_main:
+        distributed.cleanup(dist)
+        return
     print(json.dumps({
         "dataset": args.dataset, "num_glimpses": args.num_glimpses, "batch_size": args.batch_size,
+        "processes": dist.world_size, "global_batch_size": args.batch_size * dist.world_size,
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": commit(),
         "train_images_per_s": round(train_ips), "eval_images_per_s": round(eval_ips),
     }))
+    distributed.cleanup(dist)
 
 
 if __name__ == "__main__":
