@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ram import distributed  # noqa: E402
+from reproduce import git_commit  # noqa: E402  (this folder is on the path when run as a script)
 from ram.config import Config  # noqa: E402
 from ram.data import build_data, to_float  # noqa: E402
 from ram.losses import hybrid_loss  # noqa: E402
@@ -34,18 +34,6 @@ from ram.train import build_model, build_optimizer, epoch_generator, pick_device
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[1]
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main():
@@ -112,7 +100,7 @@ def main():
         "processes": dist.world_size, "global_batch_size": args.batch_size * dist.world_size,
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": commit(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
         "train_images_per_s": round(train_ips), "eval_images_per_s": round(eval_ips),
     }))
     distributed.cleanup(dist)

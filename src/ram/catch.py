@@ -64,7 +64,7 @@ from .envs.catch import BatchedCatch, CatchRules, CatchState, render_rgb, render
 from .errors import RamError
 from .modules import ActionNetwork, BaselineNetwork, CoreNetwork, GlimpseNetwork, LocationNetwork
 from .retina import Retina
-from .train import build_optimizer, pick_device, rng_state, set_rng_state, setup_logging
+from .train import Run, build_optimizer, pick_device, rng_state, setup_logging
 
 STEPS = CatchRules.STEPS
 ACTION_NAMES = ("left", "stay", "right")
@@ -252,7 +252,7 @@ def catch_rate(agent: CatchAgent, env: BatchedCatch) -> float:
 
 
 # ----------------------------------------------------------------------------- training
-class CatchTrainer:
+class CatchTrainer(Run):
     """REINFORCE on batches of fresh games; evaluate, log and checkpoint every epoch.
 
     An epoch is ``updates_per_epoch`` updates of ``batch_size`` games each. Reproducible:
@@ -277,9 +277,7 @@ class CatchTrainer:
         self.env = BatchedCatch(c.batch_size, self.device, seed=c.seed)
         self.valid_starts = all_starts(self.device)
         self.progress = progress
-        self.save_dir = Path(c.save_dir)
         self.log = setup_logging(Path(c.log_dir), self.name)
-        self.metrics_path = Path(c.log_dir) / f"{self.name}_metrics.jsonl"
         self.history: list[dict] = []
         self.epoch = 0
         self.best_valid = -1.0
@@ -287,8 +285,9 @@ class CatchTrainer:
         if resume:
             self._resume()
 
-    def path(self, which: str) -> Path:
-        return self.save_dir / f"{self.name}_{which}.pth"
+    @property
+    def model(self) -> nn.Module:  # what Run saves and restores
+        return self.agent
 
     def _payload(self, valid: float, test: float, interrupted: bool = False) -> dict:
         rng = rng_state(self.device)
@@ -309,28 +308,8 @@ class CatchTrainer:
         }
 
     def _resume(self) -> None:
-        path = self.path("latest")
-        ckpt = checkpoint.load(path, map_location=self.device)
-        saved = checkpoint.config_of(ckpt, path)
-        keep = ("device", "save_dir", "log_dir", "plot_dir", "data_dir", "num_epochs")
-        mismatch = [k for k, v in saved.to_dict().items() if k not in keep and v != getattr(self.config, k)]
-        if mismatch:
-            k = mismatch[0]
-            raise RamError(f"--resume: {path} was trained with {k}={getattr(saved, k)!r}, "
-                           f"not {getattr(self.config, k)!r}; drop the flag or use another --save_dir")
-        checkpoint.load_weights(self.agent, ckpt["model_state_dict"], path)
-        self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
-        self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
-        set_rng_state(ckpt["rng_state"], self.device)
+        ckpt = self._restore()
         self.env.generator.set_state(ckpt["rng_state"]["env"])
-        self.epoch, self.best_valid = ckpt["epoch"], ckpt["best_valid_accuracy"]
-        # The optimizer comes back with the rate the old schedule set; a run resumed with a
-        # larger --num_epochs must follow the new one (the schedule is closed form in epoch).
-        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
-                                       self.scheduler.lr_lambdas):
-            group["lr"] = base * factor(self.epoch)
-        self.history = list(ckpt["history"])
-        self.log.info(f"resumed from {path} at epoch {self.epoch}")
 
     def update(self) -> torch.Tensor:
         """One REINFORCE update on a fresh batch of games; the terms stay on the device."""
@@ -377,8 +356,7 @@ class CatchTrainer:
                 self.history.append(row)
                 self._end_epoch(row)
         except KeyboardInterrupt:
-            checkpoint.save(self.path("latest"), self._payload(float("nan"), float("nan"), True))
-            self.log.info(f"interrupted: saved {self.path('latest')}; continue with --resume")
+            self._save_interrupted()
             raise SystemExit(130)
         return self._final_test()
 
@@ -386,20 +364,12 @@ class CatchTrainer:
         improved = row["valid_acc"] > self.best_valid
         if improved:
             self.best_valid = row["valid_acc"]
-        payload = self._payload(row["valid_acc"], float("nan"))
-        checkpoint.save(self.path("latest"), payload)
-        if improved:
-            checkpoint.save(self.path("best"), payload)
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self._record(row, self._payload(row["valid_acc"], float("nan")), improved)
         self.log.info(
             f"epoch {row['epoch']}/{self.config.num_epochs} ({row['updates']} updates) "
             f"train catch {row['train_acc']:.3f} (sampled) valid catch {row['valid_acc']:.4f} "
             f"(deterministic, all 1104 starts) loss {row['train_loss']:.3f} entropy {row['entropy']:.3f} "
             f"{row['games_per_s']:.0f} games/s{' *best*' if improved else ''}")
-        from .viz import plot_training_curves
-        plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
 
     def _final_test(self) -> dict:
         """Catch rate over the 1,000 seeded test games for the latest and the best weights."""

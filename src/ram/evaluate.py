@@ -13,9 +13,9 @@ from .errors import RamError
 from .train import build_model, evaluate, pick_device
 
 
-def load_model(path, device="cpu") -> tuple[torch.nn.Module, Config, dict]:
+def load_model(path, device="cpu", ckpt: dict | None = None) -> tuple[torch.nn.Module, Config, dict]:
     """The model described by the checkpoint's own config, with its weights, in eval mode."""
-    ckpt = checkpoint.load(path, map_location=device)
+    ckpt = ckpt if ckpt is not None else checkpoint.load(path, map_location=device)
     config = checkpoint.config_of(ckpt, path)
     model = build_model(config).to(device)
     checkpoint.load_weights(model, ckpt["model_state_dict"], path)
@@ -43,11 +43,11 @@ def draw_pictures(model, config: Config, x: torch.Tensor, y: torch.Tensor, class
 
 def run_evaluation(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
-    trained_on = checkpoint.config_of(checkpoint.load(args.model_path), args.model_path).dataset
-    if "catch" in (args.dataset, trained_on):
+    ckpt = checkpoint.load(args.model_path, map_location=device)
+    if "catch" in (args.dataset, checkpoint.config_of(ckpt, args.model_path).dataset):
         from .catch import evaluate_catch  # a game-playing agent, not a classifier
         return evaluate_catch(args.model_path, args.device, args.plot_dir)
-    model, config, ckpt = load_model(args.model_path, device)
+    model, config, ckpt = load_model(args.model_path, device, ckpt)
     if args.dataset and args.dataset != config.dataset:
         raise RamError(f"{args.model_path} was trained on --dataset {config.dataset}, "
                        f"not {args.dataset}; pass --dataset {config.dataset} or another checkpoint")

@@ -25,12 +25,6 @@ def scale_sizes(glimpse_size: int, num_scales: int) -> list[int]:
     return [glimpse_size * 2**i for i in range(num_scales)]
 
 
-def location_to_pixel(l: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Map locations (..., 2) in [-1, 1] to integer pixel (column, row) indices (..., 2)."""
-    size = torch.tensor([width / 2, height / 2], device=l.device, dtype=l.dtype)
-    return ((l + 1) * size).floor().long()
-
-
 @functools.lru_cache(maxsize=32)
 def _index_constants(device: torch.device, H: int, W: int, S: int) -> tuple[torch.Tensor, ...]:
     """Constants of the location -> flat index map for an image size, made once per device.
@@ -69,7 +63,7 @@ class Retina:
 
     def glimpse(self, l: torch.Tensor) -> torch.Tensor:
         S = self.S
-        # location_to_pixel, then the top-left corner of the largest patch in the padded image
+        # the location's pixel (module doc), then the largest patch's top-left corner, padded
         corner = ((l + 1) * self.half_size).floor_().long() + (self.pad - S // 2)
         corner = torch.clamp(corner, self.lowest, self.highest)
         idx = (corner * self.strides).sum(1).view(self.B, 1, 1) + self.window

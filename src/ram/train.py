@@ -134,60 +134,34 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-class Trainer:
-    def __init__(self, config: Config, resume: bool = False, progress: bool = True):
-        self.config = config.validate()
-        device = pick_device(config.device)
-        self.dist = distributed.init_from_env(device.type)  # single process unless under torchrun
-        self.device = distributed.local_device(device, self.dist)
-        torch.manual_seed(config.seed)
-        with distributed.local_main_first(self.dist):  # one download per machine
-            self.data: Data = build_data(config, self.device)
-        self.model = build_model(config).to(self.device)
-        self.optimizer, self.scheduler = build_optimizer(config, self.model)
-        self.progress = progress and self.dist.is_main
-        self.save_dir = Path(config.save_dir)
-        self.name = run_name(config)
-        self.log = setup_logging(Path(config.log_dir), self.name, enabled=self.dist.is_main)
-        self.metrics_path = Path(config.log_dir) / f"{self.name}_metrics.jsonl"
-        self.history: list[dict] = []
-        self.epoch = 0
-        self.best_valid = -1.0
-        if resume:
-            self._resume()  # every rank loads the same checkpoint
-        elif self.dist.is_main:  # a fresh run starts a fresh metrics file; a resumed one appends to it
-            self.metrics_path.unlink(missing_ok=True)
-        # The module the training step calls: DDP under torchrun, else the model itself.
-        # Evaluation and checkpoints use self.model, which shares its parameters.
-        self.net = distributed.wrap(self.model, self.dist)
+class Run:
+    """What every training run shares: its files, resuming, and the end-of-epoch record.
 
-    # --- checkpoints -------------------------------------------------------------
+    A subclass sets config, device, name, model (the module whose weights are saved),
+    optimizer, scheduler, log, history, epoch and best_valid, and defines ``_payload``.
+    """
+
+    # Where files go and how long to train may change on --resume; nothing else may.
+    RESUMABLE = ("num_epochs", "device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples")
+
+    @property
+    def save_dir(self) -> Path:
+        return Path(self.config.save_dir)
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.config.log_dir) / f"{self.name}_metrics.jsonl"
+
     def path(self, which: str) -> Path:
         return self.save_dir / f"{self.name}_{which}.pth"
 
-    def _payload(self, valid_acc: float, test_acc: float, interrupted: bool = False) -> dict:
-        return {
-            "model_state_dict": self.model.state_dict(),
-            "optimizer_state_dict": self.optimizer.state_dict(),
-            "scheduler_state_dict": self.scheduler.state_dict(),
-            "config": self.config.to_dict(),
-            "epoch": self.epoch,
-            "valid_accuracy": valid_acc,
-            "test_accuracy": test_acc,
-            "best_valid_accuracy": self.best_valid,
-            "class_names": list(self.data.class_names),
-            "history": self.history,
-            "rng_state": rng_state(self.device),
-            "interrupted": interrupted,
-        }
-
-    def _resume(self) -> None:
+    def _restore(self) -> dict:
+        """Load latest into the model, optimizer, schedule and RNG; returns the checkpoint."""
         path = self.path("latest")
         ckpt = checkpoint.load(path, map_location=self.device)
         saved = checkpoint.config_of(ckpt, path)
-        keep = ("num_epochs", "device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples")
         mismatch = [k for k, v in saved.to_dict().items()
-                    if k not in keep and v != getattr(self.config, k)]
+                    if k not in self.RESUMABLE and v != getattr(self.config, k)]
         if mismatch:
             k = mismatch[0]
             raise RamError(f"--resume: {path} was trained with {k}={getattr(saved, k)!r}, "
@@ -203,6 +177,66 @@ class Trainer:
         self.epoch, self.best_valid = ckpt["epoch"], ckpt["best_valid_accuracy"]
         self.history = list(ckpt["history"])
         self.log.info(f"resumed from {path} at epoch {self.epoch}")
+        return ckpt
+
+    def _record(self, row: dict, payload: dict, improved: bool) -> None:
+        """Save latest (and best), append the metrics line, redraw the curves."""
+        checkpoint.save(self.path("latest"), payload)
+        if improved:
+            checkpoint.save(self.path("best"), payload)
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        from .viz import plot_training_curves
+        plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
+
+    def _save_interrupted(self) -> None:
+        """Keep the work on Ctrl-C: the weights so far, marked; --resume redoes the broken epoch."""
+        checkpoint.save(self.path("latest"), self._payload(float("nan"), float("nan"), True))
+        self.log.info(f"interrupted: saved {self.path('latest')}; continue with --resume")
+
+
+class Trainer(Run):
+    def __init__(self, config: Config, resume: bool = False, progress: bool = True):
+        self.config = config.validate()
+        device = pick_device(config.device)
+        self.dist = distributed.init_from_env(device.type)  # single process unless under torchrun
+        self.device = distributed.local_device(device, self.dist)
+        torch.manual_seed(config.seed)
+        with distributed.local_main_first(self.dist):  # one download per machine
+            self.data: Data = build_data(config, self.device)
+        self.model = build_model(config).to(self.device)
+        self.optimizer, self.scheduler = build_optimizer(config, self.model)
+        self.progress = progress and self.dist.is_main
+        self.name = run_name(config)
+        self.log = setup_logging(Path(config.log_dir), self.name, enabled=self.dist.is_main)
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.best_valid = -1.0
+        if resume:
+            self._restore()  # every rank loads the same checkpoint
+        elif self.dist.is_main:  # a fresh run starts a fresh metrics file; a resumed one appends to it
+            self.metrics_path.unlink(missing_ok=True)
+        # The module the training step calls: DDP under torchrun, else the model itself.
+        # Evaluation and checkpoints use self.model, which shares its parameters.
+        self.net = distributed.wrap(self.model, self.dist)
+
+    # --- checkpoints -------------------------------------------------------------
+    def _payload(self, valid_acc: float, test_acc: float, interrupted: bool = False) -> dict:
+        return {
+            "model_state_dict": self.model.state_dict(),
+            "optimizer_state_dict": self.optimizer.state_dict(),
+            "scheduler_state_dict": self.scheduler.state_dict(),
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "valid_accuracy": valid_acc,
+            "test_accuracy": test_acc,
+            "best_valid_accuracy": self.best_valid,
+            "class_names": list(self.data.class_names),
+            "history": self.history,
+            "rng_state": rng_state(self.device),
+            "interrupted": interrupted,
+        }
 
     # --- the loop ----------------------------------------------------------------
     def train_epoch(self) -> dict:
@@ -249,10 +283,8 @@ class Trainer:
                 self.history.append(row)
                 self._end_epoch(row)
         except KeyboardInterrupt:
-            # Keep the work: the weights so far, marked; --resume redoes the broken epoch.
             if self.dist.is_main:
-                checkpoint.save(self.path("latest"), self._payload(float("nan"), float("nan"), True))
-            self.log.info(f"interrupted: saved {self.path('latest')}; continue with --resume")
+                self._save_interrupted()
             raise SystemExit(130)
         finally:
             distributed.cleanup(self.dist)
@@ -266,20 +298,9 @@ class Trainer:
             self.best_valid = score
         if not self.dist.is_main:  # every rank keeps the same history; rank 0 writes it
             return
-        payload = self._payload(row["valid_acc"], row["test_acc"])
-        checkpoint.save(self.path("latest"), payload)
-        if improved:
-            checkpoint.save(self.path("best"), payload)
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self._record(row, self._payload(row["valid_acc"], row["test_acc"]), improved)
         self.log.info(
             f"epoch {row['epoch']}/{self.config.num_epochs} loss {row['train_loss']:.4f} "
             f"train acc {row['train_acc']:.4f} valid err {100 * (1 - row['valid_acc']):.2f}% "
             f"test err {100 * (1 - row['test_acc']):.2f}% lr {row['lr']:.2e} "
             f"{row['images_per_s']:.0f} img/s{' *best*' if improved else ''}")
-        try:
-            from .viz import plot_training_curves
-            plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
-        except ImportError:
-            pass
