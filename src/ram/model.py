@@ -1,8 +1,9 @@
 """RecurrentAttention: the unrolled glimpse loop of the paper, batched.
 
 At step t the glimpse network looks at the image around l_{t-1}, the core network folds
-that into h_t, and the location network chooses l_t. After the last glimpse the action
-network classifies from h_T. The first glimpse is taken at the image centre, l_0 = (0, 0).
+that into h_t, and the location network chooses l_t (unroll.py runs that loop). After the
+last glimpse the action network classifies from h_T. The first glimpse is taken at the
+image centre.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from .config import Config
 from .modules import ActionNetwork, BaselineNetwork, CoreNetwork, GlimpseNetwork, LocationNetwork
-from .retina import Retina
+from .unroll import unroll
 
 
 class Output(NamedTuple):
@@ -39,31 +40,35 @@ class RecurrentAttention(nn.Module):
         self.baseline = BaselineNetwork(c.hidden_size)
 
     def forward(self, x: torch.Tensor, deterministic: bool = False) -> Output:
-        B = x.shape[0]
-        retina = Retina(x, self.config.glimpse_size, self.config.num_scales)
-        state = None  # h_0 = 0
-        l = x.new_zeros(B, 2)
-        locations, log_pis, baselines = [l], [], []
-        for t in range(self.num_glimpses):
-            state = self.core(self.glimpse_net(retina, l), state)
-            h = state[0]
-            if t == self.num_glimpses - 1:
-                break  # the last location would never be looked at
-            if self.random_glimpses:  # the paper's ablation: where to look is not learned
-                l = torch.rand_like(l) * 2 - 1
-                log_pi = x.new_zeros(B)
-            else:
-                l, log_pi = self.locator(h, deterministic)
-            locations.append(l)
-            log_pis.append(log_pi)
-            baselines.append(self.baseline(h))
-        empty = x.new_zeros(B, 0)
+        choose = self._random_location if self.random_glimpses else self._policy(deterministic)
+        h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses)
+        # The policy's score and the baseline of every step that chose a location, all at
+        # once: both read h_t detached, so they need nothing from inside the loop.
+        h_chose = h[:-1]
+        if self.random_glimpses:
+            log_pi = x.new_zeros(h_chose.shape[:2])
+        else:
+            log_pi = self.locator.log_prob(samples, self.locator.mean(h_chose))
         return Output(
-            logits=self.classifier(h),
-            log_pi=torch.stack(log_pis, 1) if log_pis else empty,
-            baselines=torch.stack(baselines, 1) if baselines else empty,
-            locations=torch.stack(locations, 1),
+            logits=self.classifier(h[-1]),
+            log_pi=log_pi.t(),
+            baselines=self.baseline(h_chose).t(),
+            locations=locations.transpose(0, 1),
         )
+
+    def _policy(self, deterministic: bool):
+        """l_t ~ N(tanh(f_l(h_t)), std^2 I) (or its mean), clamped to the image's square
+        after drawing; the unclamped draw is what gets scored."""
+        def choose(h):
+            sample = self.locator.sample(self.locator.mean(h), deterministic)
+            return sample.clamp(-1, 1), sample
+        return choose
+
+    @staticmethod
+    def _random_location(h):
+        """The paper's ablation: where to look is drawn uniformly, not learned."""
+        l = torch.rand(h.shape[0], 2, dtype=h.dtype, device=h.device) * 2 - 1
+        return l, l
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor, mc_samples: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,17 +85,25 @@ class LocationNetwork(nn.Module):
         self.log_norm = math.log(std) + 0.5 * math.log(2 * math.pi)  # of each 1-D Gaussian
         self.fc = nn.Linear(hidden_size, 2)
 
+    def mean(self, h: torch.Tensor) -> torch.Tensor:
+        """The policy's mean location tanh(Linear(h)), from a detached h."""
+        return torch.tanh(self.fc(h.detach()))
+
+    def sample(self, mu: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """A draw from N(mu, std^2 I), or mu itself when ``deterministic``; never differentiated."""
+        mu = mu.detach()
+        return mu if deterministic else mu + self.std * torch.randn_like(mu)
+
+    def log_prob(self, l: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """log N(l; mu, std^2 I), summed over the two coordinates (the last dimension)."""
+        return (l - mu).pow(2).sum(-1) / (-2 * self.std**2) - 2 * self.log_norm
+
     def forward(self, h: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        mu = torch.tanh(self.fc(h.detach()))
-        if deterministic:
-            l = mu.detach()
-        else:
-            l = (mu + self.std * torch.randn_like(mu)).detach()
-        # log N(l; mu, std^2 I), summed over the two coordinates
-        log_pi = (l - mu).pow(2).sum(1) / (-2 * self.std**2) - 2 * self.log_norm
+        mu = self.mean(h)
+        l = self.sample(mu, deterministic)
         # Clamp after scoring: the retina sees the image's own square; the score is that
         # of the Gaussian sample the policy actually drew.
-        return l.clamp(-1, 1), log_pi
+        return l.clamp(-1, 1), self.log_prob(l, mu)
 
 
 class ActionNetwork(nn.Module):
@@ -117,4 +125,4 @@ class BaselineNetwork(nn.Module):
         self.fc = nn.Linear(hidden_size, 1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.fc(h.detach()).squeeze(1)
+        return self.fc(h.detach()).squeeze(-1)
