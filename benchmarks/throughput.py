@@ -23,12 +23,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import ram.model  # noqa: E402
 from ram import distributed  # noqa: E402
 from reproduce import git_commit  # noqa: E402  (this folder is on the path when run as a script)
 from ram.config import Config  # noqa: E402
 from ram.data import build_data, to_float  # noqa: E402
 from ram.losses import hybrid_loss  # noqa: E402
 from ram.train import build_model, build_optimizer, epoch_generator, pick_device  # noqa: E402
+from ram.unroll import unroll_autograd  # noqa: E402
 
 
 def sync(device):
@@ -47,7 +49,12 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--eval_batch_size", type=int, default=1000)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
+    p.add_argument("--autograd_loop", action="store_true",
+                   help="time the plain glimpse loop differentiated by autograd (unroll.unroll_autograd) "
+                        "instead of the hand-written backward, for comparison")
     args = p.parse_args()
+    if args.autograd_loop:
+        ram.model.unroll = unroll_autograd  # what RecurrentAttention.forward calls
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -101,6 +108,7 @@ def main():
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
+        "loop": "autograd" if args.autograd_loop else "default",
         "train_images_per_s": round(train_ips), "eval_images_per_s": round(eval_ips),
     }))
     distributed.cleanup(dist)
