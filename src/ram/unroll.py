@@ -93,7 +93,8 @@ class _RNNUnroll(torch.autograd.Function):
         rho = x.new_empty(T, B, w_rho.shape[1])
         l = x.new_zeros(T, B, 2)           # l_0 is the centre
         u = x.new_empty(T, B, 2 * gh)
-        v = x.new_zeros(T, B, 2 * H)       # v[0]'s h_{-1} half stays 0
+        v = x.new_empty(T, B, 2 * H)
+        v[0, :, :H] = 0                    # h_{-1}
         h = x.new_empty(T, B, H)
         samples = x.new_empty(T - 1, B, 2)
         for t in range(T):
@@ -125,15 +126,21 @@ class _RNNUnroll(torch.autograd.Function):
         w_hh = w_h[:, :H]
         for t in reversed(range(T)):
             dh = dh_out[t] if t == T - 1 else torch.addmm(dh_out[t], dp[t + 1], w_hh)
-            torch.mul(dh, h[t] > 0, out=dp[t])
+            _relu_backward(dh, h[t], out=dp[t])
         # Everything else at once over the T*B rows.
         dp, v, u = dp.view(T * B, H), v.view(T * B, 2 * H), u.view(T * B, 2 * gh)
-        g = v[:, H:]
-        dz = (dp @ w_h[:, H:]).mul_(g > 0)           # through g_t = relu(z_t)
-        du = (dz @ w_g).mul_(u > 0)                  # through u_t = relu(.)
+        dz = _relu_backward(dp @ w_h[:, H:], v[:, H:])   # through g_t = relu(z_t)
+        du = _relu_backward(dz @ w_g, u)                  # through u_t = relu(.)
         da, dc = du[:, :gh], du[:, gh:]
         return (None, None, None, None, None,
                 da.t() @ rho.view(T * B, -1), da.sum(0),
                 dc.t() @ l.view(T * B, 2), dc.sum(0),
                 dz.t() @ u, dz.sum(0),
                 dp.t() @ v, dp.sum(0))
+
+
+def _relu_backward(grad: torch.Tensor, output: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """grad where the ReLU's output is positive, else 0: one pass, as autograd's own ReLU does."""
+    if out is None:
+        return torch.ops.aten.threshold_backward(grad, output, 0)
+    return torch.ops.aten.threshold_backward.grad_input(grad, output, 0, grad_input=out)
