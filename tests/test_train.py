@@ -24,12 +24,13 @@ def small_config(tmp_path, data_dir, **kw) -> Config:
 
 
 def test_short_training_learns(tmp_path, data_dir):
-    # 300 steps of 64 images: chance is 90% error; a learning RAM is far below it.
+    # 300 steps of 64 images with MNIST's preset (noisy glimpses, shifted images): chance is
+    # 10% accuracy; this reaches about 53% (63% without the shifts), a broken model stays near 10%.
     config = small_config(tmp_path, data_dir, train_size=300 * 64, batch_size=64, num_epochs=1,
                           lr_schedule="constant")
     final = Trainer(config, progress=False).fit()
-    assert final["valid_acc"] > 0.6, final
-    assert final["test_acc"] > 0.6, final
+    assert final["valid_acc"] > 0.45, final
+    assert final["test_acc"] > 0.45, final
 
 
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, monkeypatch):

@@ -39,18 +39,19 @@ def train_parser() -> argparse.ArgumentParser:
     a("--num_scales", type=int, default=None, help="number of patches k, each twice as wide (preset)")
     a("--hidden_size", type=int, default=d.hidden_size, help="units of g_t and of the core state h_t")
     a("--use_lstm", action="store_true", help="LSTM core instead of the ReLU RNN")
-    a("--std", type=float, default=d.std, help="standard deviation of the Gaussian location policy")
+    a("--std", type=float, default=None,
+      help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, else {d.std})")
     a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
     a("--num_clutter", type=int, default=None, help="pieces of clutter (preset: 4 at 60x60, 8 at 100x100)")
     a("--clutter_size", type=int, default=d.clutter_size)
-    a("--max_shift", type=int, default=d.max_shift,
-      help="augmentation: shift each training image by up to N pixels (0: off)")
+    a("--max_shift", type=int, default=None,
+      help=f"augmentation: shift each training image by up to N pixels (preset: 2 for mnist, else {d.max_shift}: off)")
     a("--num_epochs", type=int, default=d.num_epochs)
     a("--batch_size", type=int, default=d.batch_size)
     a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])
     a("--lr", type=float, default=d.lr)
-    a("--policy_lr_scale", type=float, default=d.policy_lr_scale,
-      help="learning rate of the location network relative to --lr")
+    a("--policy_lr_scale", type=float, default=None,
+      help=f"learning rate of the location network relative to --lr (preset: 1 for mnist, else {d.policy_lr_scale})")
     a("--lr_schedule", default=d.lr_schedule, choices=["cosine", "constant"])
     a("--momentum", type=float, default=d.momentum, help="for --optimizer sgd")
     a("--weight_decay", type=float, default=d.weight_decay)
