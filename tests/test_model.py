@@ -122,8 +122,8 @@ def test_random_glimpse_ablation_has_no_policy_gradient():
     assert not torch.equal(out.locations[:, 1:], m2.locations[:, 1:])
 
 
-@pytest.mark.parametrize("scale,groups", [(0.1, 2), (1.0, 1)])
-def test_location_network_has_its_own_learning_rate(scale, groups):
+@pytest.mark.parametrize("scale", [0.1, 1.0])
+def test_location_network_has_its_own_learning_rate(scale):
     from ram.train import build_optimizer
     model = RecurrentAttention(Config(lr=1e-3, policy_lr_scale=scale))
     opt, _ = build_optimizer(model.config, model)
@@ -131,4 +131,4 @@ def test_location_network_has_its_own_learning_rate(scale, groups):
     for name, p in model.named_parameters():
         assert lr_of[id(p)] == pytest.approx(scale * 1e-3 if name.startswith("locator.") else 1e-3), name
     assert len(lr_of) == len(list(model.parameters()))
-    assert len(opt.param_groups) == groups
+    assert len(opt.param_groups) == 2  # at every scale: checkpoints resume alike

@@ -54,11 +54,11 @@ def param_groups(config: Config, model: torch.nn.Module) -> list[dict]:
     narrow policy (std 0.05) and unshifted MNIST it random-walked into the saturated
     corners of tanh and stayed there, which a tenth of the rate prevented. With std 0.2
     and shifted images the full rate no longer does that and learns faster (MNIST's
-    preset; README, Results). At a scale of 1 there is one group: one optimizer pass fewer.
+    preset; README, Results). The group exists at every scale, so that checkpoints of
+    any scale resume alike.
     """
-    separate = lambda name: config.policy_lr_scale != 1 and name.startswith("locator.")
-    policy = [p for n, p in model.named_parameters() if separate(n)]
-    rest = [p for n, p in model.named_parameters() if not separate(n)]
+    policy = [p for n, p in model.named_parameters() if n.startswith("locator.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("locator.")]
     groups = [{"params": rest, "lr": config.lr}]
     if policy:
         groups.append({"params": policy, "lr": config.lr * config.policy_lr_scale})
