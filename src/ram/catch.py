@@ -344,21 +344,13 @@ class CatchTrainer(Run):
         self.log.info(f"training {self.name} on {self.device}: {c.num_epochs} epochs x "
                       f"{c.updates_per_epoch} updates x {c.batch_size} games; "
                       f"config {json.dumps(c.to_dict())}")
-        try:
-            while self.epoch < c.num_epochs:
-                lr = self.optimizer.param_groups[0]["lr"]
-                row = self.train_epoch()
-                self.scheduler.step()
-                self.epoch += 1
-                valid = catch_rate(self.agent, start_env(self.valid_starts))
-                row = {"epoch": self.epoch, "updates": self.epoch * c.updates_per_epoch, "lr": lr, **row,
-                       "valid_acc": valid}
-                self.history.append(row)
-                self._end_epoch(row)
-        except KeyboardInterrupt:
-            self._save_interrupted()
-            raise SystemExit(130)
+        self._train_epochs()
         return self._final_test()
+
+    def _epoch_row(self, lr: float, row: dict) -> dict:
+        valid = catch_rate(self.agent, start_env(self.valid_starts))
+        return {"epoch": self.epoch, "updates": self.epoch * self.config.updates_per_epoch, "lr": lr, **row,
+                "valid_acc": valid}
 
     def _end_epoch(self, row: dict) -> None:
         improved = row["valid_acc"] > self.best_valid

@@ -141,7 +141,8 @@ class Run:
     """What every training run shares: its files, resuming, and the end-of-epoch record.
 
     A subclass sets config, device, name, model (the module whose weights are saved),
-    optimizer, scheduler, log, history, epoch and best_valid, and defines ``_payload``.
+    optimizer, scheduler, log, history, epoch and best_valid, and defines ``_payload``,
+    ``train_epoch``, ``_epoch_row`` and ``_end_epoch``; ``_train_epochs`` runs them.
     """
 
     # Where files go and how long to train may change on --resume; nothing else may.
@@ -192,6 +193,25 @@ class Run:
             f.write(json.dumps(row) + "\n")
         from .viz import plot_training_curves
         plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
+
+    writes = True  # whether this process writes checkpoints (under torchrun only rank 0)
+
+    def _train_epochs(self) -> None:
+        """Train until --num_epochs: each epoch trains, steps the schedule, then is measured
+        (``_epoch_row``) and recorded (``_end_epoch``). Ctrl-C saves latest, exits with 130."""
+        try:
+            while self.epoch < self.config.num_epochs:
+                lr = self.optimizer.param_groups[0]["lr"]
+                row = self.train_epoch()
+                self.scheduler.step()
+                self.epoch += 1
+                row = self._epoch_row(lr, row)
+                self.history.append(row)
+                self._end_epoch(row)
+        except KeyboardInterrupt:
+            if self.writes:
+                self._save_interrupted()
+            raise SystemExit(130)
 
     def _save_interrupted(self) -> None:
         """Keep the work on Ctrl-C: the weights so far, marked; --resume redoes the broken epoch."""
@@ -275,23 +295,19 @@ class Trainer(Run):
                       f"{len(self.data.valid_y)} valid, {len(self.data.test_y)} test images; "
                       f"config {json.dumps(c.to_dict())}")
         try:
-            while self.epoch < c.num_epochs:
-                lr = self.optimizer.param_groups[0]["lr"]
-                row = self.train_epoch()
-                self.scheduler.step()
-                self.epoch += 1
-                valid_acc = evaluate(self.model, self.data.valid_x, self.data.valid_y)
-                test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
-                row = {"epoch": self.epoch, "lr": lr, **row, "valid_acc": valid_acc, "test_acc": test_acc}
-                self.history.append(row)
-                self._end_epoch(row)
-        except KeyboardInterrupt:
-            if self.dist.is_main:
-                self._save_interrupted()
-            raise SystemExit(130)
+            self._train_epochs()
         finally:
             distributed.cleanup(self.dist)
         return self.history[-1] if self.history else {}
+
+    @property
+    def writes(self) -> bool:
+        return self.dist.is_main
+
+    def _epoch_row(self, lr: float, row: dict) -> dict:
+        valid_acc = evaluate(self.model, self.data.valid_x, self.data.valid_y)
+        test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
+        return {"epoch": self.epoch, "lr": lr, **row, "valid_acc": valid_acc, "test_acc": test_acc}
 
     def _end_epoch(self, row: dict) -> None:
         # Model selection on validation only; without a validation split, the latest wins.
@@ -299,7 +315,7 @@ class Trainer(Run):
         improved = score > self.best_valid
         if improved:
             self.best_valid = score
-        if not self.dist.is_main:  # every rank keeps the same history; rank 0 writes it
+        if not self.writes:  # every rank keeps the same history; rank 0 writes it
             return
         self._record(row, self._payload(row["valid_acc"], row["test_acc"]), improved)
         self.log.info(
