@@ -193,8 +193,8 @@ def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir:
         "epochs": trainer.epoch,
         "full_epochs": table.full_epochs,
         "resumed": resume,
-        "wall_seconds": round(time.perf_counter() - start, 1),
-        "train_seconds": round(sum(h["epoch_seconds"] for h in trainer.history), 1),
+        "wall_seconds": round(time.perf_counter() - start, 3),  # to the ms: a tiny run is not 0 s
+        "train_seconds": round(sum(h["epoch_seconds"] for h in trainer.history), 3),
         "seed": config.seed,
         "commit": commit,
         "machine": machine(trainer.device),
