@@ -1,4 +1,5 @@
 """Real training on MNIST: it learns, it resumes exactly, and the commands work end to end."""
+import math
 import os
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def test_short_training_learns(tmp_path, data_dir):
 
 
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, monkeypatch):
-    kw = dict(train_size=40 * 32, batch_size=32, num_epochs=2)
+    kw = dict(train_size=40 * 32, batch_size=32, num_epochs=2, std_final=0.05)
     full = Trainer(small_config(tmp_path / "a", data_dir, **kw), progress=False)
     full.fit()
 
@@ -59,6 +60,25 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, mo
     assert [r["valid_acc"] for r in resumed.history] == [r["valid_acc"] for r in full.history]
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_policy_std_narrows_along_the_schedule_and_is_restored(tmp_path, data_dir):
+    assert Config(std=0.2).policy_std(7) == 0.2  # no --std_final: a fixed std
+    c = Config(std=0.2, std_final=0.05, num_epochs=4)
+    assert [c.policy_std(e) for e in range(5)] == pytest.approx(
+        [0.2, 0.05 + 0.15 * (1 + 2**-0.5) / 2, 0.125, 0.05 + 0.15 * (1 - 2**-0.5) / 2, 0.05])
+
+    config = small_config(tmp_path, data_dir, train_size=10 * 32, batch_size=32, num_epochs=2,
+                          std=0.2, std_final=0.05)
+    trainer = Trainer(config, progress=False)
+    trainer.fit()
+    assert trainer.model.locator.std == pytest.approx(0.125)  # the second (last) epoch's
+    # The log-density uses the current std: N(mu; mu, 0.125^2) in 2-D is 1 / (2 pi 0.125^2).
+    mu = torch.zeros(1, 2)
+    assert trainer.model.locator.log_prob(mu, mu).item() == pytest.approx(-math.log(2 * math.pi * 0.125**2))
+    from ram.evaluate import load_model
+    model, _, _ = load_model(Path(config.save_dir) / "mnist_latest.pth")
+    assert model.locator.std == pytest.approx(0.125)
 
 
 def test_resume_refuses_a_different_model(tmp_path, data_dir):

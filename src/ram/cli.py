@@ -41,6 +41,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--use_lstm", action="store_true", help="LSTM core instead of the ReLU RNN")
     a("--std", type=float, default=None,
       help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, else {d.std})")
+    a("--std_final", type=float, default=d.std_final,
+      help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std)")
     a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
     a("--num_clutter", type=int, default=None, help="pieces of clutter (preset: 4 at 60x60, 8 at 100x100)")
     a("--clutter_size", type=int, default=d.clutter_size)

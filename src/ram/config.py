@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .errors import RamError
@@ -16,6 +17,12 @@ DATASET_PRESETS = {
     "cluttered60": {"glimpse_size": 12, "num_scales": 3},
     "cluttered100": {"glimpse_size": 12, "num_scales": 4},
 }
+
+
+def cosine(epoch: int, num_epochs: int) -> float:
+    """Half a cosine from 1 (epoch 0) to 0 (epoch num_epochs), in closed form so that a run
+    resumed with a longer --num_epochs follows the longer schedule."""
+    return 0.5 * (1 + math.cos(math.pi * epoch / max(num_epochs, 1)))
 
 
 @dataclass
@@ -39,7 +46,8 @@ class Config:
     glimpse_hidden: int = 128    # h_g and h_l
     hidden_size: int = 256       # g_t and h_t
     use_lstm: bool = False
-    std: float = 0.15            # fixed std of the Gaussian location policy
+    std: float = 0.15            # std of the Gaussian location policy (at the start of training)
+    std_final: float = 0.0       # if > 0, the std follows the cosine schedule down to this (0: fixed std)
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -68,6 +76,13 @@ class Config:
         """The defaults, then the dataset's preset, then every explicit override."""
         return cls(**{"dataset": dataset, **DATASET_PRESETS.get(dataset, {}), **overrides})
 
+    def policy_std(self, epoch: int) -> float:
+        """The location policy's std during ``epoch`` (0-based): --std, or with --std_final
+        the same cosine as the learning rate, from --std to --std_final."""
+        if not self.std_final:
+            return self.std
+        return self.std_final + (self.std - self.std_final) * cosine(epoch, self.num_epochs)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -87,6 +102,7 @@ class Config:
             (self.num_scales >= 1, "--num_scales must be at least 1"),
             (self.hidden_size >= 1 and self.glimpse_hidden >= 1, "--hidden_size must be positive"),
             (self.std > 0, "--std must be positive (it is the policy's standard deviation)"),
+            (self.std_final >= 0, "--std_final must be 0 (a fixed std) or a positive standard deviation"),
             (self.lr > 0, "--lr must be positive"),
             (self.policy_lr_scale > 0, "--policy_lr_scale must be positive"),
             (self.batch_size >= 1, "--batch_size must be at least 1"),

@@ -19,6 +19,8 @@ def load_model(path, device="cpu", ckpt: dict | None = None) -> tuple[torch.nn.M
     config = checkpoint.config_of(ckpt, path)
     model = build_model(config).to(device)
     checkpoint.load_weights(model, ckpt["model_state_dict"], path)
+    if hasattr(model, "locator"):  # the policy as it was in the checkpoint's last epoch
+        model.locator.std = config.policy_std(max(ckpt["epoch"] - 1, 0))
     return model.eval(), config, ckpt
 
 

@@ -82,8 +82,17 @@ class LocationNetwork(nn.Module):
     def __init__(self, hidden_size: int, std: float):
         super().__init__()
         self.std = std
-        self.log_norm = math.log(std) + 0.5 * math.log(2 * math.pi)  # of each 1-D Gaussian
         self.fc = nn.Linear(hidden_size, 2)
+
+    @property
+    def std(self) -> float:
+        return self._std
+
+    @std.setter
+    def std(self, value: float) -> None:
+        """Settable, so that training can narrow the policy (Config.policy_std)."""
+        self._std = value
+        self.log_norm = math.log(value) + 0.5 * math.log(2 * math.pi)  # of each 1-D Gaussian
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
         """The policy's mean location tanh(Linear(h)), from a detached h."""

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint, distributed
-from .config import Config
+from .config import Config, cosine
 from .data import Data, build_data, to_float
 from .errors import RamError
 from .losses import hybrid_loss
@@ -76,10 +76,8 @@ def build_optimizer(config: Config, model: torch.nn.Module):
     else:
         opt = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay)
-    # Closed-form factors of the epoch, so a run resumed with more --num_epochs follows
-    # the longer schedule rather than a recursion fitted to the old length.
     if config.lr_schedule == "cosine":
-        factor = lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / max(config.num_epochs, 1)))
+        factor = lambda epoch: cosine(epoch, config.num_epochs)
     else:
         factor = lambda epoch: 1.0
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -265,6 +263,7 @@ class Trainer(Run):
     def train_epoch(self) -> dict:
         c, model, world = self.config, self.net, self.dist.world_size
         model.train()
+        self.model.locator.std = c.policy_std(self.epoch)
         distributed.seed_epoch(c.seed, self.epoch, self.dist)  # own exploration noise per rank
         gen = epoch_generator(c, self.epoch, self.device)  # same on all ranks: disjoint shards
         steps = self.data.steps_per_epoch(c.batch_size, world)

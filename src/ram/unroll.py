@@ -14,7 +14,8 @@ afterwards from the detached h_t, all steps at once (model.py).
 Two implementations of the same recurrence:
 
 * ``unroll_autograd``: the loop as written above, differentiated by autograd. It serves
-  any core (the LSTM too) and is the reference the tests hold the other to.
+  any core (the LSTM too), runs evaluation (no gradient, so nothing to keep), and is the
+  reference the tests hold the other to.
 * ``unroll_rnn``: the ReLU-RNN core with a hand-written backward pass. Autograd would
   record some fifty small operations per glimpse and multiply out each weight's gradient
   one time step at a time. Here the only sequential part of the backward pass is the
@@ -45,7 +46,9 @@ def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choo
     policy's raw samples (T-1, B, 2) and the locations looked at, l_0 .. l_{T-1}
     (T, B, 2); the last two carry no gradient.
     """
-    if core.use_lstm:
+    # Without gradients (evaluation) there is no backward pass to prepare for, and the
+    # plain loop, which keeps no per-step buffers, is the faster one.
+    if core.use_lstm or not torch.is_grad_enabled():
         return unroll_autograd(x, glimpse_net, core, choose, num_glimpses)
     return unroll_rnn(x, glimpse_net, core, choose, num_glimpses)
 
