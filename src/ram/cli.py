@@ -40,7 +40,7 @@ def train_parser() -> argparse.ArgumentParser:
     a("--hidden_size", type=int, default=d.hidden_size, help="units of g_t and of the core state h_t")
     a("--use_lstm", action="store_true", help="LSTM core instead of the ReLU RNN")
     a("--std", type=float, default=None,
-      help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, else {d.std})")
+      help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, translated and cluttered, else {d.std})")
     a("--std_final", type=float, default=d.std_final,
       help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std)")
     a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
@@ -53,7 +53,7 @@ def train_parser() -> argparse.ArgumentParser:
     a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])
     a("--lr", type=float, default=d.lr)
     a("--policy_lr_scale", type=float, default=None,
-      help=f"learning rate of the location network relative to --lr (preset: 1 for mnist, else {d.policy_lr_scale})")
+      help=f"learning rate of the location network relative to --lr (preset: 1 for mnist, translated and cluttered, else {d.policy_lr_scale})")
     a("--lr_schedule", default=d.lr_schedule, choices=["cosine", "constant"])
     a("--momentum", type=float, default=d.momentum, help="for --optimizer sgd")
     a("--weight_decay", type=float, default=d.weight_decay)
