@@ -263,7 +263,8 @@ class Trainer(Run):
     def train_epoch(self) -> dict:
         c, model, world = self.config, self.net, self.dist.world_size
         model.train()
-        self.model.locator.std = c.policy_std(self.epoch)
+        if hasattr(self.model, "locator"):  # the baselines look at the whole image
+            self.model.locator.std = c.policy_std(self.epoch)
         distributed.seed_epoch(c.seed, self.epoch, self.dist)  # own exploration noise per rank
         gen = epoch_generator(c, self.epoch, self.device)  # same on all ranks: disjoint shards
         steps = self.data.steps_per_epoch(c.batch_size, world)
