@@ -10,7 +10,7 @@ from . import checkpoint
 from .config import Config
 from .data import build_data, to_float
 from .errors import RamError
-from .train import build_model, evaluate, pick_device
+from .train import build_model, evaluate, pick_device, set_policy_std
 
 
 def load_model(path, device="cpu", ckpt: dict | None = None) -> tuple[torch.nn.Module, Config, dict]:
@@ -19,8 +19,7 @@ def load_model(path, device="cpu", ckpt: dict | None = None) -> tuple[torch.nn.M
     config = checkpoint.config_of(ckpt, path)
     model = build_model(config).to(device)
     checkpoint.load_weights(model, ckpt["model_state_dict"], path)
-    if hasattr(model, "locator"):  # the policy as it was in the checkpoint's last epoch
-        model.locator.std = config.policy_std(max(ckpt["epoch"] - 1, 0))
+    set_policy_std(model, config, max(ckpt["epoch"] - 1, 0))  # as in its last epoch
     return model.eval(), config, ckpt
 
 

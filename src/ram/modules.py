@@ -81,18 +81,8 @@ class LocationNetwork(nn.Module):
 
     def __init__(self, hidden_size: int, std: float):
         super().__init__()
-        self.std = std
+        self.std = std  # training may narrow it epoch by epoch (Config.policy_std)
         self.fc = nn.Linear(hidden_size, 2)
-
-    @property
-    def std(self) -> float:
-        return self._std
-
-    @std.setter
-    def std(self, value: float) -> None:
-        """Settable, so that training can narrow the policy (Config.policy_std)."""
-        self._std = value
-        self.log_norm = math.log(value) + 0.5 * math.log(2 * math.pi)  # of each 1-D Gaussian
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
         """The policy's mean location tanh(Linear(h)), from a detached h."""
@@ -105,7 +95,8 @@ class LocationNetwork(nn.Module):
 
     def log_prob(self, l: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """log N(l; mu, std^2 I), summed over the two coordinates (the last dimension)."""
-        return (l - mu).pow(2).sum(-1) / (-2 * self.std**2) - 2 * self.log_norm
+        log_norm = math.log(self.std) + 0.5 * math.log(2 * math.pi)  # of each 1-D Gaussian
+        return (l - mu).pow(2).sum(-1) / (-2 * self.std**2) - 2 * log_norm
 
     def forward(self, h: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         mu = self.mean(h)

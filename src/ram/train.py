@@ -65,6 +65,13 @@ def param_groups(config: Config, model: torch.nn.Module) -> list[dict]:
     return groups
 
 
+def set_policy_std(model: torch.nn.Module, config: Config, epoch: int) -> None:
+    """Give the location policy its std for ``epoch`` (Config.policy_std); the whole-image
+    baselines have no policy."""
+    if hasattr(model, "locator"):
+        model.locator.std = config.policy_std(epoch)
+
+
 def build_optimizer(config: Config, model: torch.nn.Module):
     groups = param_groups(config, model)
     if config.optimizer == "adam":
@@ -263,8 +270,7 @@ class Trainer(Run):
     def train_epoch(self) -> dict:
         c, model, world = self.config, self.net, self.dist.world_size
         model.train()
-        if hasattr(self.model, "locator"):  # the baselines look at the whole image
-            self.model.locator.std = c.policy_std(self.epoch)
+        set_policy_std(self.model, c, self.epoch)
         distributed.seed_epoch(c.seed, self.epoch, self.dist)  # own exploration noise per rank
         gen = epoch_generator(c, self.epoch, self.device)  # same on all ranks: disjoint shards
         steps = self.data.steps_per_epoch(c.batch_size, world)
