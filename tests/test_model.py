@@ -46,6 +46,20 @@ def test_reinforce_trains_only_the_location_network(setup):
         "glimpse_net": False, "core": False, "locator": True, "classifier": False, "baseline": False}
 
 
+def test_reinforce_core_lets_reinforce_reach_the_core_and_glimpse_networks():
+    """--reinforce_core: the policy gradient also shapes the representation (not the
+    classifier or the baseline), and the sampled locations still pass no gradient."""
+    torch.manual_seed(0)
+    model = RecurrentAttention(Config(num_glimpses=4, reinforce_core=True, location_hidden=16))
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    out = model(x)
+    _, reinforce, mse = split_terms(out, y)
+    assert grads_by_group(model, reinforce) == {
+        "glimpse_net": True, "core": True, "locator": True, "classifier": False, "baseline": False}
+    assert grads_by_group(model, mse)["core"] is False  # the baseline still reads a detached h_t
+    assert not out.locations.requires_grad
+
+
 def test_cross_entropy_reaches_glimpse_core_and_action_networks(setup):
     model, out, y = setup
     ce, _, _ = split_terms(out, y)

@@ -47,10 +47,13 @@ def test_same_states_locations_and_gradients_as_autograd(num_glimpses, glimpse_s
     assert (l1[1:].abs() <= 1).all() and (l1[0] == 0).all()  # centre first, clamped after
 
 
-def test_hybrid_loss_gradients_match_on_the_model(monkeypatch):
-    """The model's default path (hand-written) and the plain loop train identically."""
+@pytest.mark.parametrize("flags", [{}, {"reinforce_core": True, "location_hidden": 8}],
+                         ids=["default", "reinforce_core"])
+def test_hybrid_loss_gradients_match_on_the_model(monkeypatch, flags):
+    """The model's default path (hand-written) and the plain loop train identically, also
+    when REINFORCE's gradient enters the loop at every step (--reinforce_core)."""
     import ram.model
-    model = _model(num_glimpses=4, hidden_size=32, glimpse_hidden=16)
+    model = _model(num_glimpses=4, hidden_size=32, glimpse_hidden=16, **flags)
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     grads = []
     for fn in (unroll_autograd, unroll_rnn):

@@ -43,6 +43,10 @@ def train_parser() -> argparse.ArgumentParser:
       help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, translated and cluttered, else {d.std})")
     a("--std_final", type=float, default=d.std_final,
       help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std)")
+    a("--location_hidden", type=int, default=d.location_hidden,
+      help="hidden units of the location network (0: Linear(h_t), as in the paper)")
+    a("--reinforce_core", action="store_true",
+      help="REINFORCE also trains the core and glimpse networks (default: it trains only the location network)")
     a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
     a("--num_clutter", type=int, default=None, help="pieces of clutter (preset: 4 at 60x60, 8 at 100x100)")
     a("--clutter_size", type=int, default=d.clutter_size)

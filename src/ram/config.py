@@ -51,6 +51,8 @@ class Config:
     use_lstm: bool = False
     std: float = 0.15            # std of the Gaussian location policy (at the start of training)
     std_final: float = 0.0       # if > 0, the std follows the cosine schedule down to this (0: fixed std)
+    location_hidden: int = 0     # 0: f_l is Linear(h_t), the paper's; N: Linear-ReLU-Linear with N units
+    reinforce_core: bool = False  # REINFORCE also trains the core and glimpse networks (f_l reads h_t undetached)
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -105,6 +107,7 @@ class Config:
             (self.num_scales >= 1, "--num_scales must be at least 1"),
             (self.hidden_size >= 1 and self.glimpse_hidden >= 1, "--hidden_size must be positive"),
             (self.std > 0, "--std must be positive (it is the policy's standard deviation)"),
+            (self.location_hidden >= 0, "--location_hidden must be 0 (a linear f_l) or a number of units"),
             (self.std_final >= 0, "--std_final must be 0 (a fixed std) or a positive standard deviation"),
             (self.lr > 0, "--lr must be positive"),
             (self.policy_lr_scale > 0, "--policy_lr_scale must be positive"),

@@ -35,7 +35,7 @@ class RecurrentAttention(nn.Module):
         self.glimpse_net = GlimpseNetwork(c.glimpse_size, c.num_scales, c.channels,
                                           c.glimpse_hidden, c.hidden_size)
         self.core = CoreNetwork(c.hidden_size, c.use_lstm)
-        self.locator = LocationNetwork(c.hidden_size, c.std)
+        self.locator = LocationNetwork(c.hidden_size, c.std, c.location_hidden, detach=not c.reinforce_core)
         self.classifier = ActionNetwork(c.hidden_size, c.num_classes)
         self.baseline = BaselineNetwork(c.hidden_size)
 
@@ -43,7 +43,7 @@ class RecurrentAttention(nn.Module):
         choose = self._random_location if self.random_glimpses else self._policy(deterministic)
         h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses)
         # The policy's score and the baseline of every step that chose a location, all at
-        # once: both read h_t detached, so they need nothing from inside the loop.
+        # once from h_t: they need nothing else from inside the loop.
         h_chose = h[:-1]
         if self.random_glimpses:
             log_pi = x.new_zeros(h_chose.shape[:2])

@@ -10,7 +10,8 @@ Design choice: the location and baseline networks read a *detached* h_t. REINFOR
 then trains only f_l and the baseline's MSE only the baseline, while the supervised
 cross-entropy alone shapes what the glimpse and core networks represent. This keeps the
 noisy policy gradient from disturbing the representation and is the setting that trains
-reliably with Adam.
+reliably with Adam. ``--reinforce_core`` lets REINFORCE reach the core and glimpse
+networks too (the baseline stays detached), as the paper trains all parameters jointly.
 """
 from __future__ import annotations
 
@@ -72,21 +73,30 @@ class CoreNetwork(nn.Module):
 
 
 class LocationNetwork(nn.Module):
-    """f_l: the location policy pi(l | h) = N(tanh(Linear(h)), std^2 I).
+    """f_l: the location policy pi(l | h) = N(tanh(f(h)), std^2 I).
+
+    f is Linear(h), as in the paper, or with ``hidden > 0`` a small MLP
+    Linear-ReLU-Linear. The input h_t is detached unless ``detach=False``; then
+    REINFORCE also reaches the core and glimpse networks, as in the paper's joint
+    training of all parameters (``--reinforce_core``).
 
     Returns the location to look at next (sampled, or the mean when ``deterministic``)
     and its log-probability under the policy. The sample is detached: it is an action,
     and no gradient may flow through it into the next glimpse.
     """
 
-    def __init__(self, hidden_size: int, std: float):
+    def __init__(self, hidden_size: int, std: float, hidden: int = 0, detach: bool = True):
         super().__init__()
         self.std = std  # training may narrow it epoch by epoch (Config.policy_std)
-        self.fc = nn.Linear(hidden_size, 2)
+        self.detach = detach
+        if hidden:
+            self.fc = nn.Sequential(nn.Linear(hidden_size, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+        else:
+            self.fc = nn.Linear(hidden_size, 2)
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
-        """The policy's mean location tanh(Linear(h)), from a detached h."""
-        return torch.tanh(self.fc(h.detach()))
+        """The policy's mean location tanh(f(h)), from a detached h unless ``detach=False``."""
+        return torch.tanh(self.fc(h.detach() if self.detach else h))
 
     def sample(self, mu: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """A draw from N(mu, std^2 I), or mu itself when ``deterministic``; never differentiated."""
