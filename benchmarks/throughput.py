@@ -81,7 +81,7 @@ def main():
             sync(device)
             start = time.perf_counter()
         x, y = next(stream)
-        loss, _ = hybrid_loss(net(x), y, config.reinforce_weight)
+        loss, _ = hybrid_loss(net(x), y, config.reinforce_weight, config.reward)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -29,19 +29,23 @@ def setup(request):
     return model, out, y
 
 
-def split_terms(out, y):
-    _, terms = hybrid_loss(out, y)  # detached, for the reward
+def split_terms(out, y, reward="correct"):
     import torch.nn.functional as F
     ce = F.cross_entropy(out.logits, y)
-    reward = (out.logits.argmax(1) == y).float()[:, None].expand_as(out.baselines)
+    if reward == "correct":
+        R = (out.logits.argmax(1) == y).float()
+    else:  # the probability of the true class, as a constant
+        R = torch.stack([F.softmax(out.logits[i].detach(), 0)[y[i]] for i in range(len(y))])
+    reward = R[:, None].expand_as(out.baselines)
     reinforce = -(out.log_pi * (reward - out.baselines.detach())).sum(1).mean()
     mse = F.mse_loss(out.baselines, reward)
     return ce, reinforce, mse
 
 
-def test_reinforce_trains_only_the_location_network(setup):
+@pytest.mark.parametrize("reward", ["correct", "probability"])
+def test_reinforce_trains_only_the_location_network(setup, reward):
     model, out, y = setup
-    _, reinforce, _ = split_terms(out, y)
+    _, reinforce, _ = split_terms(out, y, reward)
     assert grads_by_group(model, reinforce) == {
         "glimpse_net": False, "core": False, "locator": True, "classifier": False, "baseline": False}
 
@@ -76,10 +80,11 @@ def test_baseline_mse_trains_only_the_baseline(setup):
         "glimpse_net": False, "core": False, "locator": False, "classifier": False, "baseline": True}
 
 
-def test_hybrid_loss_is_the_sum_of_its_terms(setup):
+@pytest.mark.parametrize("reward", ["correct", "probability"])
+def test_hybrid_loss_is_the_sum_of_its_terms(setup, reward):
     _, out, y = setup
-    total, terms = hybrid_loss(out, y)
-    ce, reinforce, mse = split_terms(out, y)
+    total, terms = hybrid_loss(out, y, reward=reward)
+    ce, reinforce, mse = split_terms(out, y, reward)
     assert torch.allclose(total, ce + reinforce + mse)
     assert torch.allclose(terms["reinforce"], reinforce) and torch.allclose(terms["baseline"], mse)
 

@@ -62,6 +62,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--momentum", type=float, default=d.momentum, help="for --optimizer sgd")
     a("--weight_decay", type=float, default=d.weight_decay)
     a("--reinforce_weight", type=float, default=d.reinforce_weight)
+    a("--reward", default=d.reward, choices=["correct", "probability"],
+      help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)

@@ -63,6 +63,7 @@ class Config:
     batch_size: int = 128
     num_epochs: int = 100
     reinforce_weight: float = 1.0
+    reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
     seed: int = 1
     # evaluation
     mc_samples: int = 0
@@ -115,6 +116,7 @@ class Config:
             (self.num_epochs >= 0, "--num_epochs must be non-negative"),
             (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),
             (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
+            (self.reward in ("correct", "probability"), "--reward must be correct or probability"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),
             (self.mc_samples >= 0, "--mc_samples must be 0 (deterministic policy) or more"),

@@ -4,6 +4,10 @@ The classifier gets an exact gradient from cross-entropy on the last step. Where
 look is not differentiable, so the location policy is trained by REINFORCE with reward
 R = 1 for a correct final prediction (else 0), using the advantage R - b_t so that the
 gradient's variance is reduced; the baseline b_t learns E[R | h_t] by regression.
+``reward="probability"`` (``--reward probability``) replaces the paper's 0/1 reward by
+the probability the classifier gives the true class: it still rewards looking where the
+answer becomes right, and it keeps rewarding glimpses that make a right answer surer,
+when the 0/1 reward of a well-trained model is nearly always 1 and says little.
 
 Which parameters each term changes (the location and baseline networks read a detached
 h_t, see modules.py):
@@ -19,11 +23,17 @@ import torch.nn.functional as F
 from .model import Output
 
 
-def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0):
-    """Returns (total loss, dict of detached per-term tensors for logging)."""
+def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0,
+                reward: str = "correct"):
+    """Returns (total loss, dict of detached per-term tensors for logging).
+
+    ``reward``: "correct" (1 for a right prediction, else 0, the paper's) or
+    "probability" (the softmax probability of the true class)."""
     ce = F.cross_entropy(out.logits, labels)
-    correct = (out.logits.detach().argmax(1) == labels).float()
-    reward = correct[:, None].expand_as(out.baselines)
+    logits = out.logits.detach()
+    correct = (logits.argmax(1) == labels).float()
+    R = correct if reward == "correct" else logits.softmax(1).gather(1, labels[:, None]).squeeze(1)
+    reward = R[:, None].expand_as(out.baselines)
     if out.baselines.shape[1]:
         advantage = reward - out.baselines.detach()
         reinforce = -(out.log_pi * advantage).sum(1).mean()

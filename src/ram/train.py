@@ -279,7 +279,7 @@ class Trainer(Run):
                    desc=f"epoch {self.epoch + 1}/{c.num_epochs}", disable=not self.progress)
         start = time.perf_counter()
         for step, (x, y) in enumerate(bar, 1):
-            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight)
+            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
