@@ -34,8 +34,9 @@ def test_short_training_learns(tmp_path, data_dir):
     assert final["test_acc"] > 0.45, final
 
 
-def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, monkeypatch):
-    kw = dict(train_size=40 * 32, batch_size=32, num_epochs=2, std_final=0.05)
+@pytest.mark.parametrize("extra", [{}, {"ema": 0.9}], ids=["plain", "ema"])
+def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, monkeypatch, extra):
+    kw = dict(train_size=40 * 32, batch_size=32, num_epochs=2, std_final=0.05, **extra)
     full = Trainer(small_config(tmp_path / "a", data_dir, **kw), progress=False)
     full.fit()
 
@@ -60,6 +61,23 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, mo
     assert [r["valid_acc"] for r in resumed.history] == [r["valid_acc"] for r in full.history]
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
+    for k, v in full.evaluated.state_dict().items():  # with --ema, the average too
+        assert torch.equal(v, resumed.evaluated.state_dict()[k]), k
+
+
+def test_weight_average_is_the_exponential_moving_average_of_the_steps():
+    from ram.train import WeightAverage
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(model, decay=0.9)
+    expected = model.weight.detach().clone()
+    for n in range(1, 40):
+        with torch.no_grad():
+            model.weight.add_(torch.randn_like(model.weight))
+        average.update()
+        decay = min(0.9, (1 + n) / (10 + n))
+        expected = decay * expected + (1 - decay) * model.weight.detach()
+    torch.testing.assert_close(average.model.weight, expected)
+    assert not average.model.weight.requires_grad and not torch.equal(average.model.weight, model.weight)
 
 
 def test_policy_std_narrows_along_the_schedule_and_is_restored(tmp_path, data_dir):

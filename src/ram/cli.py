@@ -62,6 +62,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--momentum", type=float, default=d.momentum, help="for --optimizer sgd")
     a("--weight_decay", type=float, default=d.weight_decay)
     a("--reinforce_weight", type=float, default=d.reinforce_weight)
+    a("--ema", type=float, default=d.ema,
+      help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)")
     a("--reward", default=d.reward, choices=["correct", "probability"],
       help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection")

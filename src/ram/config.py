@@ -63,6 +63,7 @@ class Config:
     batch_size: int = 128
     num_epochs: int = 100
     reinforce_weight: float = 1.0
+    ema: float = 0.0             # decay of the weight average that is evaluated and saved (0: off)
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
     seed: int = 1
     # evaluation
@@ -116,6 +117,7 @@ class Config:
             (self.num_epochs >= 0, "--num_epochs must be non-negative"),
             (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),
             (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
+            (0 <= self.ema < 1, "--ema must be a decay in [0, 1), e.g. 0.999 (0: off)"),
             (self.reward in ("correct", "probability"), "--reward must be correct or probability"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),

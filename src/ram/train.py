@@ -7,6 +7,7 @@ same metrics as an uninterrupted one (exactly on CPU).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -89,6 +90,30 @@ def build_optimizer(config: Config, model: torch.nn.Module):
         factor = lambda epoch: 1.0
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return opt, sched
+
+
+class WeightAverage:
+    """Polyak averaging: an exponential moving average of the weights (--ema DECAY).
+
+    Noisy gradients (REINFORCE, sampled glimpses, shifted images) leave the weights of any
+    one step jittering around where the loss is low; their running average sits nearer
+    the middle. The average is what gets evaluated and saved as the model; the raw
+    weights, which keep training, are saved beside it for --resume. The decay ramps up
+    from 0.1 over the first steps, ((1 + n) / (10 + n)), so that the start of training
+    is not averaged in.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self._src, self._dst = list(model.parameters()), list(self.model.parameters())
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        torch._foreach_lerp_(self._dst, self._src, 1 - decay)
 
 
 @torch.no_grad()
@@ -175,7 +200,9 @@ class Run:
             k = mismatch[0]
             raise RamError(f"--resume: {path} was trained with {k}={getattr(saved, k)!r}, "
                            f"not {getattr(self.config, k)!r}; drop the flag or use another --save_dir")
-        checkpoint.load_weights(self.model, ckpt["model_state_dict"], path)
+        checkpoint.load_weights(self.model, ckpt.get("train_state_dict", ckpt["model_state_dict"]), path)
+        if getattr(self, "average", None):
+            checkpoint.load_weights(self.average.model, ckpt["model_state_dict"], path)
         self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
         self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
         # The schedule is a function of the epoch: recompute the rate in case --num_epochs changed.
@@ -235,6 +262,7 @@ class Trainer(Run):
             self.data: Data = build_data(config, self.device)
         self.model = build_model(config).to(self.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.model)
+        self.average = WeightAverage(self.model, config.ema) if config.ema else None
         self.progress = progress and self.dist.is_main
         self.name = run_name(config)
         self.log = setup_logging(Path(config.log_dir), self.name, enabled=self.dist.is_main)
@@ -245,14 +273,23 @@ class Trainer(Run):
             self._restore()  # every rank loads the same checkpoint
         elif self.dist.is_main:  # a fresh run starts a fresh metrics file; a resumed one appends to it
             self.metrics_path.unlink(missing_ok=True)
+        if self.average:  # the schedule of the decay counts steps
+            self.average.steps = self.epoch * self.data.steps_per_epoch(config.batch_size, self.dist.world_size)
         # The module the training step calls: DDP under torchrun, else the model itself.
         # Evaluation and checkpoints use self.model, which shares its parameters.
         self.net = distributed.wrap(self.model, self.dist)
 
     # --- checkpoints -------------------------------------------------------------
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The model that is measured and saved: the weight average with --ema."""
+        return self.average.model if self.average else self.model
+
     def _payload(self, valid_acc: float, test_acc: float, interrupted: bool = False) -> dict:
+        extra = {"train_state_dict": self.model.state_dict()} if self.average else {}
         return {
-            "model_state_dict": self.model.state_dict(),
+            **extra,
+            "model_state_dict": self.evaluated.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),
             "scheduler_state_dict": self.scheduler.state_dict(),
             "config": self.config.to_dict(),
@@ -283,6 +320,8 @@ class Trainer(Run):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.average:
+                self.average.update()
             sums += torch.stack([terms[k] for k in ("loss", "ce", "reinforce", "baseline", "acc")])
             if step % LOG_EVERY == 0 or step == steps:
                 s = (sums / step).tolist()
@@ -311,8 +350,9 @@ class Trainer(Run):
         return self.dist.is_main
 
     def _epoch_row(self, lr: float, row: dict) -> dict:
-        valid_acc = evaluate(self.model, self.data.valid_x, self.data.valid_y)
-        test_acc = evaluate(self.model, self.data.test_x, self.data.test_y)
+        set_policy_std(self.evaluated, self.config, self.epoch - 1)
+        valid_acc = evaluate(self.evaluated, self.data.valid_x, self.data.valid_y)
+        test_acc = evaluate(self.evaluated, self.data.test_x, self.data.test_y)
         return {"epoch": self.epoch, "lr": lr, **row, "valid_acc": valid_acc, "test_acc": test_acc}
 
     def _end_epoch(self, row: dict) -> None:
