@@ -12,7 +12,8 @@ when the 0/1 reward of a well-trained model is nearly always 1 and says little.
 Which parameters each term changes (the location and baseline networks read a detached
 h_t, see modules.py):
 - cross-entropy: glimpse, core and action networks;
-- REINFORCE: the location network only;
+- REINFORCE: the location network only (with ``--reinforce_core`` also the glimpse and
+  core networks);
 - baseline MSE: the baseline network only.
 """
 from __future__ import annotations

@@ -98,9 +98,9 @@ class WeightAverage:
     Noisy gradients (REINFORCE, sampled glimpses, shifted images) leave the weights of any
     one step jittering around where the loss is low; their running average sits nearer
     the middle. The average is what gets evaluated and saved as the model; the raw
-    weights, which keep training, are saved beside it for --resume. The decay ramps up
-    from 0.1 over the first steps, ((1 + n) / (10 + n)), so that the start of training
-    is not averaged in.
+    weights, which keep training, are saved beside it for --resume. At step n the decay
+    is min(decay, (1 + n) / (10 + n)), so that the first steps, far from any minimum,
+    are soon forgotten.
     """
 
     def __init__(self, model: torch.nn.Module, decay: float):
@@ -201,7 +201,7 @@ class Run:
             raise RamError(f"--resume: {path} was trained with {k}={getattr(saved, k)!r}, "
                            f"not {getattr(self.config, k)!r}; drop the flag or use another --save_dir")
         checkpoint.load_weights(self.model, ckpt.get("train_state_dict", ckpt["model_state_dict"]), path)
-        if getattr(self, "average", None):
+        if self.average:
             checkpoint.load_weights(self.average.model, ckpt["model_state_dict"], path)
         self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
         self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
@@ -227,6 +227,7 @@ class Run:
         plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
 
     writes = True  # whether this process writes checkpoints (under torchrun only rank 0)
+    average = None  # a WeightAverage, evaluated and saved in place of the raw weights (--ema)
 
     def _train_epochs(self) -> None:
         """Train until --num_epochs: each epoch trains, steps the schedule, then is measured
