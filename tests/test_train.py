@@ -126,7 +126,8 @@ def test_cli_train_evaluate_resume(tmp_path, data_dir):
         assert CHECKPOINT_KEYS <= set(ckpt)
         assert ckpt["epoch"] == 1 and ckpt["config"]["num_glimpses"] == 4
     assert (tmp_path / "logs" / "mnist_metrics.jsonl").read_text().count("\n") == 1
-    assert (tmp_path / "logs" / "mnist_train.log").stat().st_size > 0
+    # batch 64 at the rate tuned for 128, which the user did not set: said, not silent
+    assert "global batch of 64 with --lr 0.001" in (tmp_path / "logs" / "mnist_train.log").read_text()
     assert (tmp_path / "plots" / "mnist_curves.png").stat().st_size > 0
 
     out = run("scripts/evaluate.py", "--model_path", str(tmp_path / "ckpt" / "mnist_best.pth"),
@@ -139,6 +140,13 @@ def test_cli_train_evaluate_resume(tmp_path, data_dir):
     run("-m", "ram", "train", *common, "--num_epochs", "2", "--resume")
     assert torch.load(tmp_path / "ckpt" / "mnist_latest.pth", weights_only=True)["epoch"] == 2
     assert "resumed from" in (tmp_path / "logs" / "mnist_train.log").read_text()
+
+
+def test_batch_lr_warning_only_when_the_rate_is_left_at_batch_128s():
+    from ram.cli import batch_lr_warning
+    assert batch_lr_warning(128, None) is None                      # the tuned pair
+    assert batch_lr_warning(512, 4e-3) is None                      # the user chose a rate
+    assert "--lr 0.004" in batch_lr_warning(512, None)              # linear scaling suggested
 
 
 def test_bad_checkpoints_give_one_line_errors(tmp_path):
