@@ -87,15 +87,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def batch_lr_warning(global_batch: int, lr: float | None) -> str | None:
-    """A larger batch at the rate tuned for 128 takes fewer steps of the same size, and
-    that costs accuracy; say so rather than let it happen silently (README, "Batch size
-    and learning rate")."""
-    d = Config()
-    if lr is not None or global_batch == d.batch_size:
+    """The default rate was tuned at batch 128. A larger batch at that rate takes fewer
+    steps of the same size, measured to cost accuracy; a smaller one is untried. Either
+    way, say so rather than let it happen silently (README, "Batch size and learning rate")."""
+    if lr is not None or global_batch == Config.batch_size:
         return None
-    return (f"warning: a global batch of {global_batch} with --lr {d.lr:g}, the rate tuned for batch "
-            f"{d.batch_size}; at batch 512 that cost 3 points of MNIST error in 10-epoch runs, and scaling "
-            f"the rate with the batch (here --lr {d.lr * global_batch / d.batch_size:g}) did not: see the README")
+    return (f"warning: a global batch of {global_batch} with --lr {Config.lr:g}, the rate tuned for batch "
+            f"{Config.batch_size}; at batch 512 that cost 3 points of MNIST error in 10-epoch runs, and scaling "
+            f"the rate with the batch (here --lr {Config.lr * global_batch / Config.batch_size:g}) did not: "
+            f"see the README")
 
 
 @friendly
