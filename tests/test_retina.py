@@ -55,3 +55,14 @@ def test_glimpse_far_outside_is_zero_and_centre_sees_the_middle():
     assert glimpse(images, torch.tensor([[5.0, 5.0]]), 8, 2).abs().sum() == 0
     centre = glimpse(images, torch.zeros(1, 2), 8, 1).view(8, 8)
     assert torch.equal(centre, images[0, 0, 10:18, 10:18])
+
+
+def test_wide_patches_of_a_large_image_keep_float32_precision():
+    # Real-valued pixels over the 100x100 preset's scales (up to 96 pixels wide): the
+    # integral image is float64 because a float32 one would lose ~1e-4 per sum here.
+    torch.manual_seed(0)
+    images = torch.rand(4, 1, 100, 100)
+    locations = torch.tensor([[0.0, 0.0], [0.93, -0.41], [-1.0, 1.0], [1.3, 0.2]])
+    got = glimpse(images, locations, 12, 4)
+    want = torch.stack([naive_glimpse(images[b], locations[b], 12, 4) for b in range(4)]).float()
+    torch.testing.assert_close(got, want)

@@ -9,8 +9,14 @@ Coordinates: l = (x, y) in [-1, 1], (0, 0) the image centre, (-1, -1) the top-le
 corner. A location falls on pixel column ``px = floor((x + 1) / 2 * W)`` (row likewise)
 and a patch of side s covers columns ``[px - s//2, px - s//2 + s)``.
 
-Every patch shares that centre, so the smaller patches are central crops of the largest
-one: one gather of the largest patch per glimpse serves every scale.
+With several scales the averages are read from an integral image (summed-area table)
+made once per batch: the sum over any rectangle is four of its entries, so every scale
+costs (g+1)^2 reads per glimpse however wide its patch, where cutting the patches out
+costs (g 2^(k-1))^2 (the 96-pixel patch of the 100x100 preset: 9216 reads, against 169
+per scale). Clamping a rectangle's corners to the image intersects it with the image,
+so pixels outside add nothing. The table is float64, so the sums of float32 pixels are
+exact far below float32's resolution and the averages are those of the naive per-pixel
+loop (tests/test_retina.py). One scale is a plain crop, read from the image itself.
 """
 from __future__ import annotations
 
@@ -26,56 +32,58 @@ def scale_sizes(glimpse_size: int, num_scales: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=32)
-def _index_constants(device: torch.device, H: int, W: int, S: int) -> tuple[torch.Tensor, ...]:
-    """Constants of the location -> flat index map for an image size, made once per device.
+def _constants(device: torch.device, g: int, k: int, H: int, W: int) -> tuple[torch.Tensor, ...]:
+    """Constants of the location -> table index map, made once per device and setting:
+    the offsets from the location's pixel to what is read, per scale (k, n): the g pixels
+    of a crop (k = 1) or the g+1 cell edges of each patch; the highest coordinates (2, 1, 1)
+    (the lowest are 0); W/2 and H/2; and 1 / each scale's cell area (k, 1, 1).
 
     Cached because building a tensor from Python numbers on a GPU is a host-to-device copy
-    that waits for the device: once per image size is fine, once per batch is not.
+    that waits for the device: once per setting is fine, once per glimpse is not.
     """
-    Hp, Wp = H + 2 * S, W + 2 * S
-    ar = torch.arange(S)
-    window = (ar[:, None] * Wp + ar[None, :]).reshape(1, 1, -1)  # offsets of an S x S window
-    half_size = torch.tensor([W / 2, H / 2])
-    lowest = torch.zeros(2, dtype=torch.long)
-    highest = torch.tensor([Wp - S, Hp - S])
-    strides = torch.tensor([1, Wp])
-    return tuple(t.to(device) for t in (window, half_size, lowest, highest, strides))
+    if k == 1:  # the table is the image in a zero border: pixel x is at x + 1, 0 <= x + 1 <= W + 1
+        offsets, highest = torch.arange(g).view(1, g) - g // 2 + 1, [W + 1, H + 1]
+    else:
+        edges = torch.arange(g + 1)
+        offsets = torch.stack([edges * 2**i - s // 2 for i, s in enumerate(scale_sizes(g, k))])
+        highest = [W, H]
+    inverse_area = torch.tensor([4.0**-i for i in range(k)], dtype=torch.float64).view(k, 1, 1)
+    return tuple(t.to(device) for t in (offsets, torch.tensor(highest).view(2, 1, 1),
+                                        torch.tensor([W / 2, H / 2]), inverse_area))
 
 
 class Retina:
-    """Glimpse sensor for one image batch; pads the images once, then serves every glimpse.
-
-    ``Retina(x, g, k).glimpse(l)`` returns (B, k*C*g*g). Padding by the largest side
-    means any patch whose start is clamped into the padded canvas stays all-zero where
-    it lies outside the image, so locations far outside [-1, 1] are exact too.
-    """
+    """Glimpse sensor for one image batch: builds its table once (the integral image, or
+    for one scale the image with a zero border), then serves every glimpse.
+    ``Retina(x, g, k).glimpse(l)`` returns (B, k*C*g*g)."""
 
     def __init__(self, images: torch.Tensor, glimpse_size: int, num_scales: int):
         self.g, self.k = glimpse_size, num_scales
         self.B, self.C, self.H, self.W = images.shape
-        self.S = scale_sizes(glimpse_size, num_scales)[-1]
-        self.pad = self.S
-        padded = F.pad(images, (self.pad, self.pad, self.pad, self.pad))
-        self.Hp, self.Wp = padded.shape[-2:]
-        self.flat = padded.reshape(self.B, self.C, self.Hp * self.Wp)
-        self.window, self.half_size, self.lowest, self.highest, self.strides = _index_constants(
-            images.device, self.H, self.W, self.S)
+        self.dtype = images.dtype
+        if num_scales == 1:
+            table = F.pad(images, (1, 1, 1, 1))
+        else:  # table[y, x] = the sum of the pixels above and left of (y, x)
+            table = F.pad(images.to(torch.float64).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        self.row = table.shape[-1]
+        self.table = table.reshape(self.B, self.C, -1)
+        self.offsets, self.highest, self.half_size, self.inverse_area = _constants(
+            images.device, self.g, self.k, self.H, self.W)
 
     def glimpse(self, l: torch.Tensor) -> torch.Tensor:
-        S = self.S
-        # the location's pixel (module doc), then the largest patch's top-left corner, padded
-        corner = ((l + 1) * self.half_size).floor_().long() + (self.pad - S // 2)
-        corner = torch.clamp(corner, self.lowest, self.highest)
-        idx = (corner * self.strides).sum(1).view(self.B, 1, 1) + self.window
-        patch = self.flat.gather(2, idx.expand(self.B, self.C, S * S)).view(self.B, self.C, S, S)
-        if self.k == 1:
-            return patch.reshape(self.B, -1)
-        scales = []
-        for i, s in enumerate(scale_sizes(self.g, self.k)):
-            o = S // 2 - s // 2  # the smaller patch is the central crop of the largest
-            crop = patch[:, :, o:o + s, o:o + s]
-            scales.append(F.avg_pool2d(crop, 2**i) if i else crop)
-        return torch.cat(scales, dim=1).reshape(self.B, -1)
+        B, C, g, k = self.B, self.C, self.g, self.k
+        p = ((l + 1) * self.half_size).floor_().long()  # the location's pixel (x, y), module doc
+        # what to read per scale, clamped to the table: (B, 2, k, n) for x and y
+        at = torch.minimum((p.view(B, 2, 1, 1) + self.offsets).clamp_(min=0), self.highest)
+        idx = (at[:, 1].unsqueeze(-1) * self.row + at[:, 0].unsqueeze(-2)).view(B, 1, -1)
+        read = self.table.gather(2, idx.expand(B, C, -1))
+        if k == 1:
+            return read.view(B, -1)
+        corners = read.view(B, C, k, g + 1, g + 1)
+        sums = (corners[..., 1:, 1:] - corners[..., :-1, 1:]
+                - corners[..., 1:, :-1] + corners[..., :-1, :-1])
+        # averages, scale-major then channel, as the scales are stacked
+        return (sums * self.inverse_area).transpose(1, 2).reshape(B, -1).to(self.dtype)
 
 
 def glimpse(images: torch.Tensor, l: torch.Tensor, glimpse_size: int, num_scales: int) -> torch.Tensor:
