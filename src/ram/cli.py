@@ -88,8 +88,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def batch_lr_warning(global_batch: int, lr: float | None) -> str | None:
     """The default rate was tuned at batch 128. A larger batch at that rate takes fewer
-    steps of the same size, measured to cost accuracy; a smaller one is untried. Either
-    way, say so rather than let it happen silently (README, "Batch size and learning rate")."""
+    steps of the same size, and a smaller one more, noisier steps: both measured to cost
+    accuracy. Say so rather than let it happen silently (README, "Batch size and learning rate")."""
     if lr is not None or global_batch == Config.batch_size:
         return None
     return (f"warning: a global batch of {global_batch} with --lr {Config.lr:g}, the rate tuned for batch "
