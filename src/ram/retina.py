@@ -10,13 +10,14 @@ corner. A location falls on pixel column ``px = floor((x + 1) / 2 * W)`` (row li
 and a patch of side s covers columns ``[px - s//2, px - s//2 + s)``.
 
 With several scales the averages are read from an integral image (summed-area table)
-made once per batch: the sum over any rectangle is four of its entries, so every scale
+made once per batch: the sum over any rectangle is +-1 times four of its entries, so every scale
 costs (g+1)^2 reads per glimpse however wide its patch, where cutting the patches out
 costs (g 2^(k-1))^2 (the 96-pixel patch of the 100x100 preset: 9216 reads, against 169
 per scale). Clamping a rectangle's corners to the image intersects it with the image,
 so pixels outside add nothing. The table is float64, so the sums of float32 pixels are
 exact far below float32's resolution and the averages are those of the naive per-pixel
-loop (tests/test_retina.py). One scale is a plain crop, read from the image itself.
+loop (tests/test_retina.py). One scale is a plain crop, read from the image in a
+one-pixel zero border, onto which every coordinate outside is clamped.
 """
 from __future__ import annotations
 
