@@ -183,3 +183,30 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         checkpoint.save(path, {"model_state_dict": {}, "config": {}, "epoch": 2})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.pth"]
+
+
+def test_test_set_is_measured_only_for_chosen_checkpoints_and_the_last_epoch(tmp_path, data_dir, monkeypatch):
+    """The test set reports and never chooses: it is evaluated when validation improves
+    (the checkpoint that becomes best) and at the last epoch, and nowhere else."""
+    import json
+    import ram.train
+    trainer = Trainer(small_config(tmp_path, data_dir, train_size=4 * 32, batch_size=32, num_epochs=5),
+                      progress=False)
+    valid_script = iter([0.5, 0.4, 0.6, 0.6, 0.3])  # improves at epochs 1 and 3 only
+    test_calls = []
+
+    def scripted(model, images, labels, **kw):
+        if images is trainer.data.test_x:
+            test_calls.append(trainer.epoch)
+            return 0.1 * trainer.epoch
+        return next(valid_script)
+
+    monkeypatch.setattr(ram.train, "evaluate", scripted)
+    trainer.fit()
+    assert test_calls == [1, 3, 5]
+    rows = [json.loads(line) for line in open(trainer.metrics_path)]
+    assert [r["test_acc"] for r in rows] == [pytest.approx(0.1), None, pytest.approx(0.3), None, pytest.approx(0.5)]
+    best = checkpoint.load(trainer.path("best"))
+    assert best["epoch"] == 3 and best["test_accuracy"] == pytest.approx(0.3)
+    latest = checkpoint.load(trainer.path("latest"))
+    assert latest["test_accuracy"] == pytest.approx(0.5)
