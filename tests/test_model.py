@@ -151,23 +151,3 @@ def test_location_network_has_its_own_learning_rate(scale):
         assert lr_of[id(p)] == pytest.approx(scale * 1e-3 if name.startswith("locator.") else 1e-3), name
     assert len(lr_of) == len(list(model.parameters()))
     assert len(opt.param_groups) == 2  # at every scale: checkpoints resume alike
-
-
-def test_several_paths_per_image_score_each_against_the_others():
-    """--train_paths: consecutive rows are paths through one image; each path's baseline
-    is the mean reward of the image's other paths, so an image whose paths all agree
-    gives the policy no gradient and one where they differ pushes them apart."""
-    from ram.losses import leave_one_out
-    from ram.model import Output
-    R = torch.tensor([1., 0., 1., 1., 1., 1., 0., 0., 0.])  # 3 images x 3 paths
-    assert torch.equal(leave_one_out(R, 3), torch.tensor([.5, 1., .5, 1., 1., 1., 0., 0., 0.]))
-
-    labels = torch.tensor([0, 0, 1, 1])  # 2 images x 2 paths: image 0's paths disagree
-    logits = torch.tensor([[2., 0.], [0., 2.], [0., 2.], [0., 2.]])
-    log_pi = torch.zeros(4, 3, requires_grad=True)
-    out = Output(logits, log_pi, torch.full((4, 3), 0.3), torch.zeros(4, 4, 2))
-    total, _ = hybrid_loss(out, labels, paths=2)
-    total.backward()
-    # d(-mean_b sum_t log_pi * A)/d log_pi = -A / B, with A = R - mean of the others' R
-    want = -torch.tensor([1., -1., 0., 0.])[:, None].expand(4, 3) / 4
-    assert torch.allclose(log_pi.grad, want)

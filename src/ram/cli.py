@@ -66,9 +66,6 @@ def train_parser() -> argparse.ArgumentParser:
       help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)")
     a("--reward", default=d.reward, choices=["correct", "probability"],
       help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
-    a("--train_paths", type=int, default=d.train_paths,
-      help="sample N glimpse paths per training image; N > 1 scores each path against the mean reward "
-           "of the image's other paths (a step then costs N times as much)")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)
@@ -106,8 +103,7 @@ def train_main(argv=None):
     args = train_parser().parse_args(argv)
     from .train import Trainer
     trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
-    c = trainer.config  # a step holds batch_size * train_paths glimpse paths
-    warning = batch_lr_warning(c.batch_size * c.train_paths * trainer.dist.world_size, args.lr)
+    warning = batch_lr_warning(trainer.config.batch_size * trainer.dist.world_size, args.lr)
     if warning and trainer.dist.is_main:
         trainer.log.warning(warning)
     final = trainer.fit()

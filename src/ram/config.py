@@ -65,7 +65,6 @@ class Config:
     reinforce_weight: float = 1.0
     ema: float = 0.0             # decay of the weight average that is evaluated and saved (0: off)
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
-    train_paths: int = 1         # glimpse paths sampled per training image; > 1: leave-one-out baseline (losses.py)
     seed: int = 1
     # evaluation
     mc_samples: int = 0
@@ -119,7 +118,6 @@ class Config:
             (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),
             (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
             (0 <= self.ema < 1, "--ema must be a decay in [0, 1), e.g. 0.999 (0: off)"),
-            (self.train_paths >= 1, "--train_paths must be at least 1 (1: one path per image, the paper's)"),
             (self.reward in ("correct", "probability"), "--reward must be correct or probability"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),

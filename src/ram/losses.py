@@ -9,13 +9,6 @@ the probability the classifier gives the true class: it still rewards looking wh
 answer becomes right, and it keeps rewarding glimpses that make a right answer surer,
 when the 0/1 reward of a well-trained model is nearly always 1 and says little.
 
-With ``paths > 1`` (``--train_paths``) every image of the batch comes ``paths`` times in a
-row, each copy along its own sampled glimpse path. The baseline of a path is then the
-mean reward of the image's *other* paths (leave-one-out, as in Kool et al., 2019): an
-image whose paths all succeed, or all fail, gives no policy gradient at all, and one
-where some succeed says exactly which locations made the difference. The learned
-baseline b_t still trains (and is logged) but no longer enters the advantage.
-
 Which parameters each term changes (the location and baseline networks read a detached
 h_t, see modules.py):
 - cross-entropy: glimpse, core and action networks;
@@ -32,19 +25,18 @@ from .model import Output
 
 
 def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0,
-                reward: str = "correct", paths: int = 1):
+                reward: str = "correct"):
     """Returns (total loss, dict of detached per-term tensors for logging).
 
     ``reward``: "correct" (1 for a right prediction, else 0, the paper's) or
-    "probability" (the softmax probability of the true class). ``paths``: how many
-    consecutive rows of the batch are paths through the same image (see above)."""
+    "probability" (the softmax probability of the true class)."""
     ce = F.cross_entropy(out.logits, labels)
     logits = out.logits.detach()
     correct = (logits.argmax(1) == labels).float()
     R = correct if reward == "correct" else logits.softmax(1).gather(1, labels[:, None]).squeeze(1)
     reward = R[:, None].expand_as(out.baselines)
     if out.baselines.shape[1]:
-        advantage = reward - (leave_one_out(R, paths)[:, None] if paths > 1 else out.baselines.detach())
+        advantage = reward - out.baselines.detach()
         reinforce = -(out.log_pi * advantage).sum(1).mean()
         baseline = F.mse_loss(out.baselines, reward)
     else:  # one glimpse, or a model that never chooses where to look
@@ -53,9 +45,3 @@ def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0
     terms = {"loss": total.detach(), "ce": ce.detach(), "reinforce": reinforce.detach(),
              "baseline": baseline.detach(), "acc": correct.mean()}
     return total, terms
-
-
-def leave_one_out(R: torch.Tensor, paths: int) -> torch.Tensor:
-    """For each of the ``paths`` consecutive rewards of an image, the mean of the others."""
-    R = R.view(-1, paths)
-    return ((R.sum(1, keepdim=True) - R) / (paths - 1)).view(-1)

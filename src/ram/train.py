@@ -317,9 +317,7 @@ class Trainer(Run):
                    desc=f"epoch {self.epoch + 1}/{c.num_epochs}", disable=not self.progress)
         start = time.perf_counter()
         for step, (x, y) in enumerate(bar, 1):
-            if c.train_paths > 1:  # each image several times in a row, one sampled path each
-                x, y = x.repeat_interleave(c.train_paths, 0), y.repeat_interleave(c.train_paths, 0)
-            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, c.train_paths)
+            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
