@@ -210,3 +210,20 @@ def test_test_set_is_measured_only_for_chosen_checkpoints_and_the_last_epoch(tmp
     assert best["epoch"] == 3 and best["test_accuracy"] == pytest.approx(0.3)
     latest = checkpoint.load(trainer.path("latest"))
     assert latest["test_accuracy"] == pytest.approx(0.5)
+
+
+def test_presets_apply_unless_a_flag_says_otherwise():
+    """A preset's value holds when its flag is not given, and an explicit flag, including
+    --no-reinforce_core, always wins over the preset."""
+    from ram.cli import config_from_args, train_parser
+
+    def config(*argv):
+        return config_from_args(train_parser().parse_args(list(argv)))
+
+    c = config("--dataset", "cluttered60")
+    assert (c.reinforce_core, c.reinforce_weight, c.glimpse_size, c.num_scales) == (True, 0.1, 12, 3)
+    c = config("--dataset", "cluttered60", "--no-reinforce_core", "--reinforce_weight", "1")
+    assert (c.reinforce_core, c.reinforce_weight) == (False, 1.0)
+    c = config("--dataset", "mnist")
+    assert (c.reinforce_core, c.reinforce_weight, c.max_shift) == (False, 1.0, 2)
+    assert config("--dataset", "mnist", "--reinforce_core").reinforce_core is True

@@ -45,8 +45,9 @@ def train_parser() -> argparse.ArgumentParser:
       help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std)")
     a("--location_hidden", type=int, default=d.location_hidden,
       help="hidden units of the location network (0: Linear(h_t), as in the paper)")
-    a("--reinforce_core", action="store_true",
-      help="REINFORCE also trains the core and glimpse networks (default: it trains only the location network)")
+    a("--reinforce_core", action=argparse.BooleanOptionalAction, default=None,
+      help="REINFORCE also trains the core and glimpse networks (preset: on for translated and cluttered; "
+           "otherwise it trains only the location network)")
     a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
     a("--num_clutter", type=int, default=None, help="pieces of clutter (preset: 4 at 60x60, 8 at 100x100)")
     a("--clutter_size", type=int, default=d.clutter_size)
@@ -61,7 +62,10 @@ def train_parser() -> argparse.ArgumentParser:
     a("--lr_schedule", default=d.lr_schedule, choices=["cosine", "constant"])
     a("--momentum", type=float, default=d.momentum, help="for --optimizer sgd")
     a("--weight_decay", type=float, default=d.weight_decay)
-    a("--reinforce_weight", type=float, default=d.reinforce_weight)
+    a("--reinforce_weight", type=float, default=None,
+      help=f"weight of the REINFORCE term (preset: 0.1 for translated and cluttered, else {d.reinforce_weight}); "
+           "Adam makes the location network's steps independent of it, so in effect it scales how much "
+           "REINFORCE shapes the core with --reinforce_core")
     a("--ema", type=float, default=d.ema,
       help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)")
     a("--reward", default=d.reward, choices=["correct", "probability"],
