@@ -353,8 +353,8 @@ class Trainer(Run):
     def _epoch_row(self, lr: float, row: dict) -> dict:
         """Validation every epoch; the test set only for a checkpoint that validation
         chooses, and for the last epoch. The test set reports, it never chooses, and on
-        100x100 images measuring it every epoch took a sixth of a run's time. Epochs
-        without it record test_acc None."""
+        100x100 images measuring it every epoch is about a sixth of a run's time (README,
+        Usage). Epochs without it record test_acc None."""
         set_policy_std(self.evaluated, self.config, self.epoch - 1)
         valid_acc = evaluate(self.evaluated, self.data.valid_x, self.data.valid_y)
         chosen = math.isnan(valid_acc) or valid_acc > self.best_valid or self.epoch == self.config.num_epochs
@@ -369,9 +369,9 @@ class Trainer(Run):
             self.best_valid = score
         if not self.writes:  # every rank keeps the same history; rank 0 writes it
             return
-        test_acc = float("nan") if row["test_acc"] is None else row["test_acc"]
-        self._record(row, self._payload(row["valid_acc"], test_acc), improved)
-        test = "-" if row["test_acc"] is None else f"{100 * (1 - test_acc):.2f}%"
+        measured = row["test_acc"] is not None
+        self._record(row, self._payload(row["valid_acc"], row["test_acc"] if measured else float("nan")), improved)
+        test = f"{100 * (1 - row['test_acc']):.2f}%" if measured else "-"
         self.log.info(
             f"epoch {row['epoch']}/{self.config.num_epochs} loss {row['train_loss']:.4f} "
             f"train acc {row['train_acc']:.4f} valid err {100 * (1 - row['valid_acc']):.2f}% "
