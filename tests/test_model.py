@@ -132,26 +132,6 @@ def test_deterministic_policy_repeats_and_sampled_policy_explores():
     assert c.locations.abs().max() <= 1
 
 
-def test_mean_paths_follow_the_mean_in_training_and_give_reinforce_nothing():
-    torch.manual_seed(0)
-    model = RecurrentAttention(Config(num_glimpses=5, mean_paths=0.25))
-    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
-    mean = model(x, deterministic=True)
-    out = model(x)  # training mode: rows 0 and 1 follow the mean path
-    assert torch.allclose(out.locations[:2], mean.locations[:2])
-    assert torch.allclose(out.logits[:2], mean.logits[:2], atol=1e-6)
-    assert not torch.isclose(out.locations[2:, 1:], mean.locations[2:, 1:]).any()
-    # Their score has no gradient: at l = mu, d log pi / d mu = 0.
-    model.zero_grad()
-    out.log_pi[:2].sum().backward(retain_graph=True)
-    assert all(p.grad is None or not p.grad.any() for p in model.locator.parameters())
-    model.zero_grad()
-    out.log_pi[2:].sum().backward()
-    assert model.locator.fc.weight.grad.abs().sum() > 0
-    model.eval()  # evaluation's sampled paths (--mc_samples) all explore
-    assert not torch.isclose(model(x).locations[:, 1:], mean.locations[:, 1:]).any()
-
-
 def test_random_glimpse_ablation_has_no_policy_gradient():
     torch.manual_seed(0)
     model = RecurrentAttention(Config(model="random", num_glimpses=4))

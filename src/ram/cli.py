@@ -43,9 +43,6 @@ def train_parser() -> argparse.ArgumentParser:
       help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, translated and cluttered, else {d.std})")
     a("--std_final", type=float, default=d.std_final,
       help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std)")
-    a("--mean_paths", type=float, default=d.mean_paths,
-      help="fraction of each training batch that follows the policy's mean path, the path evaluation takes "
-           "(cross-entropy only; REINFORCE learns from the sampled rest)")
     a("--location_hidden", type=int, default=d.location_hidden,
       help="hidden units of the location network (0: Linear(h_t), as in the paper)")
     a("--reinforce_core", action=argparse.BooleanOptionalAction, default=None,

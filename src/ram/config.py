@@ -57,7 +57,6 @@ class Config:
     std_final: float = 0.0       # if > 0, the std follows the cosine schedule down to this (0: fixed std)
     location_hidden: int = 0     # 0: f_l is Linear(h_t), the paper's; N: Linear-ReLU-Linear with N units
     reinforce_core: bool = False  # REINFORCE also trains the core and glimpse networks (f_l reads h_t undetached)
-    mean_paths: float = 0.0      # fraction of each training batch that looks along the policy's mean path
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -115,7 +114,6 @@ class Config:
             (self.hidden_size >= 1 and self.glimpse_hidden >= 1, "--hidden_size must be positive"),
             (self.std > 0, "--std must be positive (it is the policy's standard deviation)"),
             (self.location_hidden >= 0, "--location_hidden must be 0 (a linear f_l) or a number of units"),
-            (0 <= self.mean_paths < 1, "--mean_paths must be a fraction in [0, 1) of each training batch"),
             (self.std_final >= 0, "--std_final must be 0 (a fixed std) or a positive standard deviation"),
             (self.lr > 0, "--lr must be positive"),
             (self.policy_lr_scale > 0, "--policy_lr_scale must be positive"),

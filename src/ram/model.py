@@ -35,8 +35,7 @@ class RecurrentAttention(nn.Module):
         self.glimpse_net = GlimpseNetwork(c.glimpse_size, c.num_scales, c.channels,
                                           c.glimpse_hidden, c.hidden_size)
         self.core = CoreNetwork(c.hidden_size, c.use_lstm)
-        self.locator = LocationNetwork(c.hidden_size, c.std, c.location_hidden, detach=not c.reinforce_core,
-                                       mean_paths=c.mean_paths)
+        self.locator = LocationNetwork(c.hidden_size, c.std, c.location_hidden, detach=not c.reinforce_core)
         self.classifier = ActionNetwork(c.hidden_size, c.num_classes)
         self.baseline = BaselineNetwork(c.hidden_size)
 

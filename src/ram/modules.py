@@ -86,20 +86,12 @@ class LocationNetwork(nn.Module):
     Returns the location to look at next (sampled, or the mean when ``deterministic``)
     and its log-probability under the policy. The sample is detached: it is an action,
     and no gradient may flow through it into the next glimpse.
-
-    ``mean_paths`` (``--mean_paths``): in training, this fraction of the batch (its first
-    rows) looks along the mean path instead of a sampled one. Evaluation takes the mean
-    path, which sampled training paths reach only by chance; on these rows cross-entropy
-    trains the classifier on the very views it will be judged on. REINFORCE learns
-    nothing from them: at l = mu the score's gradient (l - mu) / std^2 is zero.
     """
 
-    def __init__(self, hidden_size: int, std: float, hidden: int = 0, detach: bool = True,
-                 mean_paths: float = 0.0):
+    def __init__(self, hidden_size: int, std: float, hidden: int = 0, detach: bool = True):
         super().__init__()
         self.std = std  # training may narrow it epoch by epoch (Config.policy_std)
         self.detach = detach
-        self.mean_paths = mean_paths
         if hidden:
             self.fc = nn.Sequential(nn.Linear(hidden_size, hidden), nn.ReLU(), nn.Linear(hidden, 2))
         else:
@@ -112,12 +104,7 @@ class LocationNetwork(nn.Module):
     def sample(self, mu: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """A draw from N(mu, std^2 I), or mu itself when ``deterministic``; never differentiated."""
         mu = mu.detach()
-        if deterministic:
-            return mu
-        noise = self.std * torch.randn_like(mu)
-        if self.training and self.mean_paths:
-            noise[:round(self.mean_paths * mu.shape[0])] = 0
-        return mu + noise
+        return mu if deterministic else mu + self.std * torch.randn_like(mu)
 
     def log_prob(self, l: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """log N(l; mu, std^2 I), summed over the two coordinates (the last dimension)."""
