@@ -230,10 +230,22 @@ def _note(r: dict) -> str:
     full = r.get("full_epochs")
     if full and r["epochs"] < full:
         notes.append(f"shortened run ({r['epochs']} of {full} epochs)")
+    older = _older_preset(r.get("config") or {})
+    if older:
+        notes.append(f"older preset ({older})")
     device = r.get("machine", {}).get("device_name")
     if device:
         notes.append(device)
     return "; ".join(notes)
+
+
+def _older_preset(config: dict) -> str:
+    """The settings in which a RAM row's config differs from its data set's present preset,
+    e.g. "reinforce_core False": rows are kept when a preset changes, and say so."""
+    if config.get("model") != "ram":
+        return ""
+    preset = DATASET_PRESETS.get(config.get("dataset"), {})
+    return ", ".join(f"{k} {config[k]}" for k, v in preset.items() if k in config and config[k] != v)
 
 
 def pct(error: float | None) -> str:

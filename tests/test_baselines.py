@@ -182,6 +182,16 @@ def test_markdown_table_from_json_files(tmp_path, capsys):
     assert sum(line.startswith("| RAM,") for line in text.splitlines()) == 6 + 3
 
 
+def test_rows_trained_with_an_older_preset_say_so():
+    preset = reproduce.Config.for_dataset("cluttered60", num_glimpses=4).to_dict()
+    r = {"epochs": 200, "full_epochs": 200, "config": preset}
+    assert reproduce._note(r) == ""
+    r["config"] = {**preset, "reinforce_core": False, "reinforce_weight": 1.0}
+    assert reproduce._note(r) == "older preset (reinforce_core False, reinforce_weight 1.0)"
+    r["config"] = {**preset, "model": "conv", "reinforce_core": False}  # the baselines have no policy
+    assert reproduce._note(r) == ""
+
+
 def test_table_replaces_only_the_text_between_the_markers(tmp_path, capsys):
     results = tmp_path / "results"
     fake_result(results, "mnist", "conv", "Convolutional, 2 layers", 1.21, 1.0, 200)
