@@ -53,10 +53,6 @@ def train_parser() -> argparse.ArgumentParser:
     a("--clutter_size", type=int, default=d.clutter_size)
     a("--max_shift", type=int, default=None,
       help=f"augmentation: shift each training image by up to N pixels (preset: 2 for mnist, else {d.max_shift}: off)")
-    a("--max_rotation", type=float, default=d.max_rotation,
-      help="augmentation: rotate each training image by up to N degrees (0: off)")
-    a("--max_scale", type=float, default=d.max_scale,
-      help="augmentation: scale each training image by a factor in [1 - S, 1 + S] (0: off)")
     a("--num_epochs", type=int, default=d.num_epochs)
     a("--batch_size", type=int, default=d.batch_size)
     a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])

@@ -43,8 +43,6 @@ class Config:
     num_clutter: int = -1        # -1: the dataset's own
     clutter_size: int = 8
     max_shift: int = 0           # augmentation: shift training images by up to N pixels (0: off)
-    max_rotation: float = 0.0    # augmentation: rotate training images by up to N degrees (0: off)
-    max_scale: float = 0.0       # augmentation: scale training images by 1 +- up to this (0: off)
     channels: int = 1
     num_classes: int = 10
     # glimpse sensor and networks (paper, section 4)
@@ -115,8 +113,6 @@ class Config:
             (self.num_scales >= 1, "--num_scales must be at least 1"),
             (self.hidden_size >= 1 and self.glimpse_hidden >= 1, "--hidden_size must be positive"),
             (self.std > 0, "--std must be positive (it is the policy's standard deviation)"),
-            (0 <= self.max_rotation <= 180, "--max_rotation must be in degrees, from 0 (off) to 180"),
-            (0 <= self.max_scale < 1, "--max_scale must be a fraction in [0, 1), e.g. 0.1 (0: off)"),
             (self.location_hidden >= 0, "--location_hidden must be 0 (a linear f_l) or a number of units"),
             (self.std_final >= 0, "--std_final must be 0 (a fixed std) or a positive standard deviation"),
             (self.lr > 0, "--lr must be positive"),

@@ -32,8 +32,6 @@ class Data:
     class_names: list[str]
     variant: variants.Variant | None = None  # set when training images are generated
     max_shift: int = 0                       # augmentation: random shifts of training images
-    max_rotation: float = 0.0                # augmentation: random rotations (degrees) ...
-    max_scale: float = 0.0                   # ... and scalings (fraction) of training images
 
     def train_batches(self, batch_size: int, generator: torch.Generator,
                       rank: int = 0, world_size: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -53,8 +51,6 @@ class Data:
             else:
                 x = self.train_x[idx]
             x = to_float(x)
-            if self.max_rotation or self.max_scale:
-                x = random_affine(x, self.max_rotation, self.max_scale, generator)
             if self.max_shift:
                 x = random_shift(x, self.max_shift, generator)
             yield x, y
@@ -77,27 +73,6 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     cols = dx + torch.arange(W, device=x.device)
     idx = (rows[:, :, None] * (W + 2 * p) + cols[:, None, :]).view(B, 1, H * W)
     return padded.gather(2, idx.expand(B, C, H * W)).view(B, C, H, W)
-
-
-def random_affine(x: torch.Tensor, max_rotation: float, max_scale: float,
-                  generator: torch.Generator) -> torch.Tensor:
-    """Rotate each image about its centre by its own angle in [-max_rotation, max_rotation]
-    degrees and scale it by its own factor in [1 - max_scale, 1 + max_scale], bilinearly,
-    zero-filled.
-
-    A training-time augmentation: digits written at another slant or size, as the test
-    set's writers write them, which whole-pixel shifts alone do not show the model.
-    """
-    B = x.shape[0]
-    u = torch.rand(2, B, generator=generator, device=generator.device).to(x.device) * 2 - 1
-    angle = torch.deg2rad(u[0] * max_rotation)
-    zoom = 1 + u[1] * max_scale
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    zero = torch.zeros_like(cos)
-    # affine_grid maps each output pixel to where it reads the input: the inverse transform.
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -141,5 +116,4 @@ def build_data(config: Config, device: torch.device | str) -> Data:
     train_x = images[train_idx] if variant is not None else images[train_idx].unsqueeze(1)
     put = lambda t: t.to(device)
     return Data(put(train_x), put(labels[train_idx]), put(valid_x), put(valid_y),
-                put(test_x), put(test_y), mnist.CLASS_NAMES[source], variant, config.max_shift,
-                config.max_rotation, config.max_scale)
+                put(test_x), put(test_y), mnist.CLASS_NAMES[source], variant, config.max_shift)
