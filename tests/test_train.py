@@ -212,6 +212,33 @@ def test_test_set_is_measured_only_for_chosen_checkpoints_and_the_last_epoch(tmp
     assert latest["test_accuracy"] == pytest.approx(0.5)
 
 
+def test_without_a_validation_split_the_last_epoch_is_the_model(tmp_path, data_dir, monkeypatch):
+    """--valid_size 0, the final fit on every training image: no epoch is chosen over
+    another (not on training accuracy either), so best is the last epoch's model and the
+    test set is measured once, at the end."""
+    import ram.train
+    trainer = Trainer(small_config(tmp_path, data_dir, train_size=4 * 32, batch_size=32, num_epochs=3,
+                                   valid_size=0.0), progress=False)
+    assert len(trainer.data.valid_y) == 0 and len(trainer.data.train_y) == 4 * 32
+    real, test_calls = ram.train.evaluate, []
+
+    def counted(model, images, labels, **kw):
+        if images is trainer.data.test_x:
+            test_calls.append(trainer.epoch)
+        return real(model, images, labels, **kw)
+
+    monkeypatch.setattr(ram.train, "evaluate", counted)
+    # Training accuracy falls after epoch 1, so choosing on it would keep epoch 1.
+    train_script = iter([0.9, 0.2, 0.1])
+    epoch = trainer.train_epoch
+    monkeypatch.setattr(trainer, "train_epoch", lambda: {**epoch(), "train_acc": next(train_script)})
+    final = trainer.fit()
+    assert test_calls == [3]
+    best = checkpoint.load(trainer.path("best"))
+    assert best["epoch"] == 3 and best["test_accuracy"] == pytest.approx(final["test_acc"])
+    assert math.isnan(best["valid_accuracy"])
+
+
 def test_presets_apply_unless_a_flag_says_otherwise():
     """A preset's value holds when its flag is not given, and an explicit flag, including
     --no-reinforce_core, always wins over the preset."""

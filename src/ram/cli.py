@@ -112,7 +112,11 @@ def train_main(argv=None):
         trainer.log.warning(warning)
     final = trainer.fit()
     if final and trainer.dist.is_main:
-        print(f"best validation accuracy {trainer.best_valid:.4f}; checkpoints in {trainer.save_dir}")
+        if trainer.data.valid_y.numel():
+            print(f"best validation accuracy {trainer.best_valid:.4f}; checkpoints in {trainer.save_dir}")
+        else:
+            print(f"no validation split: the last epoch's model is saved as best; test accuracy "
+                  f"{final['test_acc']:.4f}; checkpoints in {trainer.save_dir}")
 
 
 def evaluate_parser() -> argparse.ArgumentParser:

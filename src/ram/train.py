@@ -354,26 +354,30 @@ class Trainer(Run):
         """Validation every epoch; the test set only for a checkpoint that validation
         chooses, and for the last epoch. The test set reports, it never chooses, and on
         100x100 images measuring it every epoch is about a sixth of a run's time (README,
-        Usage). Epochs without it record test_acc None."""
+        Usage). Epochs without it record test_acc None. Without a validation split
+        (``--valid_size 0``, the final fit on every training image) nothing is chosen, so
+        the test set is measured once, at the end of the schedule."""
         set_policy_std(self.evaluated, self.config, self.epoch - 1)
         valid_acc = evaluate(self.evaluated, self.data.valid_x, self.data.valid_y)
-        chosen = math.isnan(valid_acc) or valid_acc > self.best_valid or self.epoch == self.config.num_epochs
+        chosen = valid_acc > self.best_valid or self.epoch == self.config.num_epochs  # NaN compares False
         test_acc = evaluate(self.evaluated, self.data.test_x, self.data.test_y) if chosen else None
         return {"epoch": self.epoch, "lr": lr, **row, "valid_acc": valid_acc, "test_acc": test_acc}
 
     def _end_epoch(self, row: dict) -> None:
-        # Model selection on validation only; without a validation split, the latest wins.
-        score = row["valid_acc"] if not math.isnan(row["valid_acc"]) else row["train_acc"]
-        improved = score > self.best_valid
-        if improved:
-            self.best_valid = score
+        # Model selection on validation only; without a validation split the latest is
+        # the model (the schedule, fixed in advance, decides when training ends).
+        no_valid = math.isnan(row["valid_acc"])
+        improved = no_valid or row["valid_acc"] > self.best_valid
+        if improved and not no_valid:
+            self.best_valid = row["valid_acc"]
         if not self.writes:  # every rank keeps the same history; rank 0 writes it
             return
         measured = row["test_acc"] is not None
         self._record(row, self._payload(row["valid_acc"], row["test_acc"] if measured else float("nan")), improved)
         test = f"{100 * (1 - row['test_acc']):.2f}%" if measured else "-"
+        valid = "-" if no_valid else f"{100 * (1 - row['valid_acc']):.2f}%"
         self.log.info(
             f"epoch {row['epoch']}/{self.config.num_epochs} loss {row['train_loss']:.4f} "
-            f"train acc {row['train_acc']:.4f} valid err {100 * (1 - row['valid_acc']):.2f}% "
+            f"train acc {row['train_acc']:.4f} valid err {valid} "
             f"test err {test} lr {row['lr']:.2e} "
             f"{row['images_per_s']:.0f} img/s{' *best*' if improved else ''}")
