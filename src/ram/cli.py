@@ -70,7 +70,7 @@ def train_parser() -> argparse.ArgumentParser:
       help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)")
     a("--reward", default=d.reward, choices=["correct", "probability"],
       help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
-    a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection")
+    a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)
     a("--device", default=d.device, help="cuda or cpu (default: cuda when available)")
