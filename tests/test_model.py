@@ -89,6 +89,26 @@ def test_hybrid_loss_is_the_sum_of_its_terms(setup, reward):
     assert torch.allclose(terms["reinforce"], reinforce) and torch.allclose(terms["baseline"], mse)
 
 
+def test_greedy_baseline_reinforces_a_sampled_path_by_how_it_beats_the_mean_path(setup):
+    """--reinforce_baseline greedy: the advantage is R(sampled) - R(mean path), per image,
+    so an image whose two paths earn the same reward adds nothing to REINFORCE."""
+    model, out, y = setup
+    R = (out.logits.argmax(1) == y).float()
+    # A mean path that is right on the first half of the images and wrong on the rest.
+    R_greedy = (torch.arange(len(y)) < len(y) // 2).float()
+    greedy = torch.nn.functional.one_hot((y + 1 - R_greedy.long()) % 10, 10).float()
+    expected = -(out.log_pi * (R - R_greedy)[:, None]).sum(1).mean()
+    total, terms = hybrid_loss(out, y, greedy_logits=greedy)
+    assert torch.allclose(terms["reinforce"], expected)
+    ce, _, mse = split_terms(out, y)
+    assert torch.allclose(total, ce + expected + mse)  # b_t is still learned, just not used
+    same = R == R_greedy
+    assert same.any() and (~same).any()
+    g = torch.autograd.grad(total, out.log_pi, retain_graph=True)[0]
+    assert (g[same] == 0).all() and (g[~same] != 0).all()
+    assert grads_by_group(model, total - ce - mse)["locator"] is True
+
+
 def test_no_gradient_flows_through_sampled_locations(setup):
     model, out, y = setup
     assert not out.locations.requires_grad

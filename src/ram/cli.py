@@ -70,6 +70,9 @@ def train_parser() -> argparse.ArgumentParser:
       help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)")
     a("--reward", default=d.reward, choices=["correct", "probability"],
       help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
+    a("--reinforce_baseline", default=d.reinforce_baseline, choices=["learned", "greedy"],
+      help="what REINFORCE's advantage subtracts from the reward: b_t (the paper's) or the reward of the "
+           "deterministic path on the same image (self-critical; one more forward pass per step)")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)

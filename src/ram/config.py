@@ -69,6 +69,7 @@ class Config:
     reinforce_weight: float = 1.0  # with reinforce_core: how strongly REINFORCE shapes the core against cross-entropy
     ema: float = 0.0             # decay of the weight average that is evaluated and saved (0: off)
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
+    reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical)
     seed: int = 1
     # evaluation
     mc_samples: int = 0
@@ -123,6 +124,7 @@ class Config:
             (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
             (0 <= self.ema < 1, "--ema must be a decay in [0, 1), e.g. 0.999 (0: off)"),
             (self.reward in ("correct", "probability"), "--reward must be correct or probability"),
+            (self.reinforce_baseline in ("learned", "greedy"), "--reinforce_baseline must be learned or greedy"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),
             (self.mc_samples >= 0, "--mc_samples must be 0 (deterministic policy) or more"),

@@ -24,21 +24,30 @@ import torch.nn.functional as F
 from .model import Output
 
 
+def rewards(logits: torch.Tensor, labels: torch.Tensor, reward: str = "correct") -> torch.Tensor:
+    """R per image: "correct" (1 for a right prediction, else 0, the paper's) or
+    "probability" (the softmax probability of the true class)."""
+    logits = logits.detach()
+    if reward == "correct":
+        return (logits.argmax(1) == labels).float()
+    return logits.softmax(1).gather(1, labels[:, None]).squeeze(1)
+
+
 def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0,
-                reward: str = "correct"):
+                reward: str = "correct", greedy_logits: torch.Tensor | None = None):
     """Returns (total loss, dict of detached per-term tensors for logging).
 
-    ``reward``: "correct" (1 for a right prediction, else 0, the paper's) or
-    "probability" (the softmax probability of the true class)."""
+    ``greedy_logits``: the deterministic policy's logits for the same images; when given,
+    their reward is the baseline in REINFORCE's advantage instead of b_t."""
     ce = F.cross_entropy(out.logits, labels)
-    logits = out.logits.detach()
-    correct = (logits.argmax(1) == labels).float()
-    R = correct if reward == "correct" else logits.softmax(1).gather(1, labels[:, None]).squeeze(1)
-    reward = R[:, None].expand_as(out.baselines)
+    correct = (out.logits.detach().argmax(1) == labels).float()
+    R = rewards(out.logits, labels, reward)
+    reward_t = R[:, None].expand_as(out.baselines)
     if out.baselines.shape[1]:
-        advantage = reward - out.baselines.detach()
+        b = out.baselines.detach() if greedy_logits is None else rewards(greedy_logits, labels, reward)[:, None]
+        advantage = reward_t - b
         reinforce = -(out.log_pi * advantage).sum(1).mean()
-        baseline = F.mse_loss(out.baselines, reward)
+        baseline = F.mse_loss(out.baselines, reward_t)
     else:  # one glimpse, or a model that never chooses where to look
         reinforce = baseline = ce.new_zeros(())
     total = ce + reinforce_weight * reinforce + baseline

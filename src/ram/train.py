@@ -317,7 +317,11 @@ class Trainer(Run):
                    desc=f"epoch {self.epoch + 1}/{c.num_epochs}", disable=not self.progress)
         start = time.perf_counter()
         for step, (x, y) in enumerate(bar, 1):
-            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward)
+            greedy = None
+            if c.reinforce_baseline == "greedy":
+                with torch.no_grad():  # the mean path draws no noise, so the RNG stream is untouched
+                    greedy = model(x, deterministic=True).logits
+            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
