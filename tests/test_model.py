@@ -107,6 +107,11 @@ def test_greedy_baseline_reinforces_a_sampled_path_by_how_it_beats_the_mean_path
     g = torch.autograd.grad(total, out.log_pi, retain_graph=True)[0]
     assert (g[same] == 0).all() and (g[~same] != 0).all()
     assert grads_by_group(model, total - ce - mse)["locator"] is True
+    # With --reward probability the advantage is the difference of the true class's
+    # probabilities, dense where the 0/1 reward is mostly zero.
+    p = lambda logits: logits.detach().softmax(1)[torch.arange(len(y)), y]
+    _, terms = hybrid_loss(out, y, reward="probability", greedy_logits=greedy)
+    assert torch.allclose(terms["reinforce"], -(out.log_pi * (p(out.logits) - p(greedy))[:, None]).sum(1).mean())
 
 
 def test_no_gradient_flows_through_sampled_locations(setup):
