@@ -40,8 +40,8 @@ def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0
     ``greedy_logits``: the deterministic policy's logits for the same images; when given,
     their reward is the baseline in REINFORCE's advantage instead of b_t."""
     ce = F.cross_entropy(out.logits, labels)
-    correct = (out.logits.detach().argmax(1) == labels).float()
-    R = rewards(out.logits, labels, reward)
+    correct = rewards(out.logits, labels)
+    R = correct if reward == "correct" else rewards(out.logits, labels, reward)
     reward_t = R[:, None].expand_as(out.baselines)
     if out.baselines.shape[1]:
         b = out.baselines.detach() if greedy_logits is None else rewards(greedy_logits, labels, reward)[:, None]
