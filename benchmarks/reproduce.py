@@ -3,6 +3,7 @@
     python benchmarks/reproduce.py --table translated --device cuda
     python benchmarks/reproduce.py --table mnist --rows fc256 conv --epochs 5
     python benchmarks/reproduce.py --table cluttered60 --dry_run
+    python benchmarks/reproduce.py --table translated --rows ram6 --set reward=probability
     python benchmarks/reproduce.py --table_only
 
 Every row of a table is a model of Mnih et al. (2014), Tables 1 and 2, with the error the
@@ -20,6 +21,7 @@ their numbers show the code works, not that the paper's figure is reached.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -40,6 +42,8 @@ from ram.errors import RamError  # noqa: E402
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 PATH_KEYS = ("data_dir", "save_dir", "log_dir", "plot_dir")
+# What reproduce.py sets itself, per row or per call; --set may change any other Config field.
+RUN_KEYS = (*PATH_KEYS, "dataset", "model", "num_glimpses", "num_epochs", "seed", "device")
 REQUIRED = ("test_error_percent", "paper_error_percent", "epochs")  # what the table needs
 
 
@@ -160,8 +164,9 @@ def write_json(path: Path, obj: dict) -> None:
 # --- one row -----------------------------------------------------------------------
 
 def row_config(table: Table, row: Row, epochs: int, seed: int, device: str, data_dir: str,
-               run_dir: Path) -> Config:
-    return Config.for_dataset(table.dataset, **row.overrides, num_epochs=epochs, seed=seed,
+               run_dir: Path, settings: dict | None = None) -> Config:
+    return Config.for_dataset(table.dataset, **row.overrides, **(settings or {}),
+                              num_epochs=epochs, seed=seed,
                               device=device, data_dir=data_dir, save_dir=str(run_dir),
                               log_dir=str(run_dir), plot_dir=str(run_dir)).validate()
 
@@ -230,22 +235,24 @@ def _note(r: dict) -> str:
     full = r.get("full_epochs")
     if full and r["epochs"] < full:
         notes.append(f"shortened run ({r['epochs']} of {full} epochs)")
-    older = _older_preset(r.get("config") or {})
-    if older:
-        notes.append(f"older preset ({older})")
+    settings = _settings(r.get("config") or {})
+    if settings:
+        notes.append(f"with {settings}")
     device = r.get("machine", {}).get("device_name")
     if device:
         notes.append(device)
     return "; ".join(notes)
 
 
-def _older_preset(config: dict) -> str:
-    """The settings in which a RAM row's config differs from its data set's present preset,
-    e.g. "reinforce_core False": rows are kept when a preset changes, and say so."""
-    if config.get("model") != "ram":
+def _settings(config: dict) -> str:
+    """The settings in which a RAM row's config differs from what its table's command trains
+    now (the data set's preset over Config's defaults), e.g. "reward probability": a row
+    trained with --set, or kept from an older preset, says so."""
+    if config.get("model") != "ram" or "dataset" not in config:
         return ""
-    preset = DATASET_PRESETS.get(config.get("dataset"), {})
-    return ", ".join(f"{k} {config[k]}" for k, v in preset.items() if k in config and config[k] != v)
+    now = Config.for_dataset(config["dataset"]).to_dict()
+    return ", ".join(f"{k} {config[k]}" for k, v in now.items()
+                     if k in config and k not in RUN_KEYS and config[k] != v)
 
 
 def pct(error: float | None) -> str:
@@ -315,6 +322,27 @@ def update_readme(results_dir: Path, readme: Path) -> str:
 
 # --- command line ------------------------------------------------------------------
 
+def parse_setting(text: str) -> tuple[str, object]:
+    """"reward=probability" -> ("reward", "probability"), typed like Config's field."""
+    key, sep, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    if not sep or key not in fields:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with KEY a training flag "
+                                         "(e.g. reward=probability; see train_mnist.py --help)")
+    if key in RUN_KEYS:
+        raise argparse.ArgumentTypeError(f"{key} is set by reproduce.py itself (its table, row, "
+                                         "--epochs, --seed, --device or --data_dir), not by --set")
+    kind = type(getattr(Config, key))
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return key, value.lower() in ("true", "1")
+        return key, kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a {kind.__name__}") from None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -322,6 +350,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all of the table)")
     p.add_argument("--epochs", type=int, help="epochs per row (default: the table's full length, 200)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
+                   dest="settings", help="train with this flag changed, e.g. --set reward=probability "
+                   "(repeatable); the table names every such setting")
     p.add_argument("--device", default="", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--data_dir", default=str(ROOT / "data"), help="where MNIST/raw lies")
     p.add_argument("--resume", action="store_true", help="continue each row from its latest checkpoint, if any")
@@ -354,7 +385,8 @@ def main(argv=None) -> int:
             commit = git_commit()  # before any result is written, which would dirty the tree
             for row in rows:
                 run_dir = Path(args.runs_dir) / args.table / row.name
-                config = row_config(table, row, epochs, args.seed, args.device, args.data_dir, run_dir)
+                config = row_config(table, row, epochs, args.seed, args.device, args.data_dir, run_dir,
+                                    dict(args.settings))
                 out = results_dir / args.table / f"{row.name}.json"
                 if args.dry_run:
                     print(f"{args.table}/{row.name}: {row.label} (paper {pct(row.paper_error)}), "

@@ -182,14 +182,31 @@ def test_markdown_table_from_json_files(tmp_path, capsys):
     assert sum(line.startswith("| RAM,") for line in text.splitlines()) == 6 + 3
 
 
-def test_rows_trained_with_an_older_preset_say_so():
+def test_rows_trained_with_other_settings_say_so():
     preset = reproduce.Config.for_dataset("cluttered60", num_glimpses=4).to_dict()
     r = {"epochs": 200, "full_epochs": 200, "config": preset}
     assert reproduce._note(r) == ""
-    r["config"] = {**preset, "reinforce_core": False, "reinforce_weight": 1.0}
-    assert reproduce._note(r) == "older preset (reinforce_core False, reinforce_weight 1.0)"
+    r["config"] = {**preset, "reinforce_core": False, "reinforce_weight": 1.0}  # an older preset
+    assert reproduce._note(r) == "with reinforce_core False, reinforce_weight 1.0"
+    r["config"] = {**preset, "seed": 3, "num_epochs": 400, "save_dir": "elsewhere"}  # the run's own
+    assert reproduce._note(r) == ""
     r["config"] = {**preset, "model": "conv", "reinforce_core": False}  # the baselines have no policy
     assert reproduce._note(r) == ""
+
+
+def test_set_trains_a_row_with_a_flag_changed_and_the_table_names_it(tmp_path, capsys):
+    args = reproduce.parse_args(["--table", "translated", "--rows", "ram6", "--set", "reward=probability",
+                                 "--set", "ema=0.999", "--set", "use_lstm=true"])
+    table = reproduce.TABLES["translated"]
+    config = reproduce.row_config(table, table.rows[4], 400, 1, "cpu", "data", tmp_path, dict(args.settings))
+    assert (config.reward, config.ema, config.use_lstm, config.num_glimpses) == ("probability", 0.999, True, 6)
+    note = reproduce._note({"epochs": 400, "full_epochs": 200, "config": config.to_dict()})
+    assert note == "with use_lstm True, ema 0.999, reward probability"
+    for bad, why in [("reward", "KEY=VALUE"), ("colour=red", "KEY=VALUE"), ("ema=fast", "not a float"),
+                     ("use_lstm=yes", "not a bool"), ("seed=3", "set by reproduce.py itself")]:
+        with pytest.raises(SystemExit):
+            reproduce.parse_args(["--table", "mnist", "--set", bad])
+        assert why in capsys.readouterr().err
 
 
 def test_table_replaces_only_the_text_between_the_markers(tmp_path, capsys):
