@@ -325,8 +325,7 @@ def update_readme(results_dir: Path, readme: Path) -> str:
 def parse_setting(text: str) -> tuple[str, object]:
     """"reward=probability" -> ("reward", "probability"), typed like Config's field."""
     key, sep, value = text.partition("=")
-    fields = {f.name: f for f in dataclasses.fields(Config)}
-    if not sep or key not in fields:
+    if not sep or key not in {f.name for f in dataclasses.fields(Config)}:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with KEY a training flag "
                                          "(e.g. reward=probability; see train_mnist.py --help)")
     if key in RUN_KEYS:
