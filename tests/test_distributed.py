@@ -67,11 +67,16 @@ def table_noise(noise: torch.Tensor):
 
 def sgd_steps(net, model, x, y, noise):
     """STEPS steps of SGD with momentum (not Adam: its normalisation would magnify the
-    float rounding of near-zero gradients into visible differences)."""
+    float rounding of near-zero gradients into visible differences). Each step also
+    trains the mean path through the unwrapped model, as ``--reward probability
+    --reinforce_baseline greedy --mean_path_ce`` does: two forward passes, one of them
+    outside DDP, one backward. (The 0/1 reward would leave REINFORCE no gradient here:
+    both paths of an untrained model are mostly wrong.)"""
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     with table_noise(noise):
         for _ in range(STEPS):
-            loss, _ = hybrid_loss(net(x), y)
+            mean = model(x, deterministic=True).logits
+            loss, _ = hybrid_loss(net(x), y, reward="probability", greedy_logits=mean, mean_path_ce=0.5)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

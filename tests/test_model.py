@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from ram.config import Config
+from ram.errors import RamError
 from ram.losses import hybrid_loss
 from ram.model import RecurrentAttention
 
@@ -112,6 +113,22 @@ def test_greedy_baseline_reinforces_a_sampled_path_by_how_it_beats_the_mean_path
     p = lambda logits: logits.detach().softmax(1)[torch.arange(len(y)), y]
     _, terms = hybrid_loss(out, y, reward="probability", greedy_logits=greedy)
     assert torch.allclose(terms["reinforce"], -(out.log_pi * (p(out.logits) - p(greedy))[:, None]).sum(1).mean())
+
+
+def test_mean_path_cross_entropy_trains_the_classifier_on_the_evaluated_path(setup):
+    """--mean_path_ce W adds W * CE(mean path) and nothing else: the mean path's logits
+    still only give REINFORCE its baseline reward, and its cross-entropy reaches the same
+    networks as the sampled path's does."""
+    import torch.nn.functional as F
+    model, out, y = setup
+    mean = model(torch.rand(32, 1, 28, 28), deterministic=True).logits
+    plain, _ = hybrid_loss(out, y, greedy_logits=mean)
+    total, _ = hybrid_loss(out, y, greedy_logits=mean, mean_path_ce=0.5)
+    assert torch.allclose(total - plain, 0.5 * F.cross_entropy(mean, y))
+    assert grads_by_group(model, total - plain) == {
+        "glimpse_net": True, "core": True, "locator": False, "classifier": True, "baseline": False}
+    with pytest.raises(RamError, match="--reinforce_baseline greedy"):
+        Config(mean_path_ce=1.0).validate()
 
 
 def test_no_gradient_flows_through_sampled_locations(setup):

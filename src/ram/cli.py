@@ -73,6 +73,9 @@ def train_parser() -> argparse.ArgumentParser:
     a("--reinforce_baseline", default=d.reinforce_baseline, choices=["learned", "greedy"],
       help="what REINFORCE's advantage subtracts from the reward: b_t (the paper's) or the reward of the "
            "deterministic path on the same image (self-critical; one more forward pass per step)")
+    a("--mean_path_ce", type=float, default=d.mean_path_ce,
+      help="with --reinforce_baseline greedy: also train the classifier by cross-entropy on that deterministic "
+           "path, the one evaluation takes, with this weight (0: off; costs that path's backward pass)")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)

@@ -70,6 +70,7 @@ class Config:
     ema: float = 0.0             # decay of the weight average that is evaluated and saved (0: off)
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
     reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical)
+    mean_path_ce: float = 0.0    # with greedy: weight of a cross-entropy on the mean path, the one evaluated (0: off)
     seed: int = 1
     # evaluation
     mc_samples: int = 0
@@ -125,6 +126,9 @@ class Config:
             (0 <= self.ema < 1, "--ema must be a decay in [0, 1), e.g. 0.999 (0: off)"),
             (self.reward in ("correct", "probability"), "--reward must be correct or probability"),
             (self.reinforce_baseline in ("learned", "greedy"), "--reinforce_baseline must be learned or greedy"),
+            (self.mean_path_ce >= 0, "--mean_path_ce must be 0 (off) or a positive weight"),
+            (not self.mean_path_ce or self.reinforce_baseline == "greedy",
+             "--mean_path_ce trains the mean path that --reinforce_baseline greedy runs: add that flag"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),
             (self.mc_samples >= 0, "--mc_samples must be 0 (deterministic policy) or more"),

@@ -14,7 +14,8 @@ h_t, see modules.py):
 - cross-entropy: glimpse, core and action networks;
 - REINFORCE: the location network only (with ``--reinforce_core`` also the glimpse and
   core networks);
-- baseline MSE: the baseline network only.
+- baseline MSE: the baseline network only;
+- with ``mean_path_ce``, cross-entropy on the mean path: as the first.
 """
 from __future__ import annotations
 
@@ -34,11 +35,15 @@ def rewards(logits: torch.Tensor, labels: torch.Tensor, reward: str = "correct")
 
 
 def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0,
-                reward: str = "correct", greedy_logits: torch.Tensor | None = None):
+                reward: str = "correct", greedy_logits: torch.Tensor | None = None,
+                mean_path_ce: float = 0.0):
     """Returns (total loss, dict of detached per-term tensors for logging).
 
     ``greedy_logits``: the deterministic policy's logits for the same images; when given,
-    their reward is the baseline in REINFORCE's advantage instead of b_t."""
+    their reward is the baseline in REINFORCE's advantage instead of b_t.
+    ``mean_path_ce``: weight of a cross-entropy on ``greedy_logits`` too. Evaluation
+    classifies from the mean path, which the sampled paths only scatter around (std 0.2
+    is 6 pixels on a 60x60 canvas); this trains the classifier on that path as well."""
     ce = F.cross_entropy(out.logits, labels)
     correct = rewards(out.logits, labels)
     R = correct if reward == "correct" else rewards(out.logits, labels, reward)
@@ -51,6 +56,8 @@ def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0
     else:  # one glimpse, or a model that never chooses where to look
         reinforce = baseline = ce.new_zeros(())
     total = ce + reinforce_weight * reinforce + baseline
+    if mean_path_ce:
+        total = total + mean_path_ce * F.cross_entropy(greedy_logits, labels)
     terms = {"loss": total.detach(), "ce": ce.detach(), "reinforce": reinforce.detach(),
              "baseline": baseline.detach(), "acc": correct.mean()}
     return total, terms

@@ -319,9 +319,12 @@ class Trainer(Run):
         for step, (x, y) in enumerate(bar, 1):
             greedy = None
             if c.reinforce_baseline == "greedy":
-                with torch.no_grad():  # the mean path draws no noise, so the RNG stream is untouched
-                    greedy = model(x, deterministic=True).logits
-            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy)
+                # The mean path draws no noise, so the RNG stream is untouched. It runs on the
+                # unwrapped model: DDP allows one forward per backward, and autograd sums both
+                # paths' gradients before DDP's hooks see them.
+                with torch.set_grad_enabled(c.mean_path_ce > 0):
+                    greedy = self.model(x, deterministic=True).logits
+            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
