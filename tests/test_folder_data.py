@@ -294,6 +294,10 @@ def test_build_folder_data_splits_by_seed_and_sets_the_config(tmp_path):
     with pytest.warns(UserWarning, match="no test/ folder"):
         other = build_data(_config(tmp_path, valid_size=0.2, seed=4, image_size=16), "cpu")
     assert not torch.equal(other.valid_x, data.valid_x)  # the seed chooses the split
+    with pytest.warns(UserWarning, match="no test/ folder"):
+        same = build_data(_config(tmp_path, valid_size=0.2, seed=4, split_seed=3, image_size=16), "cpu")
+    assert torch.equal(same.valid_x, data.valid_x)  # unless --split_seed fixes it
+    assert torch.equal(same.train_x, data.train_x)
 
 
 def test_build_folder_data_uses_explicit_val_and_test(tmp_path, recwarn):

@@ -79,6 +79,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)
+    a("--split_seed", type=int, default=d.split_seed,
+      help="seed of the train/validation split (-1: --seed); fix it to compare seeds on one validation set")
     a("--device", default=d.device, help="cuda or cpu (default: cuda when available)")
     a("--data_dir", default=d.data_dir)
     a("--save_dir", default=d.save_dir)

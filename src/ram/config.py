@@ -72,6 +72,7 @@ class Config:
     reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical)
     mean_path_ce: float = 0.0    # with greedy: weight of a cross-entropy on the mean path, the one evaluated (0: off)
     seed: int = 1
+    split_seed: int = -1         # seed of the train/validation split (-1: --seed), so seeds can share a validation set
     # evaluation
     mc_samples: int = 0
     # Catch (dynamic environment)
@@ -95,6 +96,12 @@ class Config:
         if not self.std_final:
             return self.std
         return self.std_final + (self.std - self.std_final) * cosine(epoch, self.num_epochs)
+
+    def valid_split_seed(self) -> int:
+        """The seed that picks the validation images: --split_seed, else --seed. Runs that
+        differ only in --seed but share --split_seed are judged on the same validation set,
+        so the best of them can be chosen on validation, as the best epoch of one run is."""
+        return self.seed if self.split_seed < 0 else self.split_seed
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -122,6 +129,7 @@ class Config:
             (self.batch_size >= 1, "--batch_size must be at least 1"),
             (self.num_epochs >= 0, "--num_epochs must be non-negative"),
             (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),
+            (self.split_seed >= -1, "--split_seed must be -1 (the split follows --seed) or a seed"),
             (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
             (0 <= self.ema < 1, "--ema must be a decay in [0, 1), e.g. 0.999 (0: off)"),
             (self.reward in ("correct", "probability"), "--reward must be correct or probability"),

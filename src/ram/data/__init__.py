@@ -101,7 +101,7 @@ def build_data(config: Config, device: torch.device | str) -> Data:
     source = "fashion-mnist" if config.dataset == "fashion-mnist" else "mnist"
     images, labels = mnist.load_dataset(source, config.data_dir, train=True)
     test_images, test_labels = mnist.load_dataset(source, config.data_dir, train=False)
-    train_idx, valid_idx = mnist.train_valid_split(len(labels), config.valid_size, config.seed)
+    train_idx, valid_idx = mnist.train_valid_split(len(labels), config.valid_size, config.valid_split_seed())
     if config.train_size:
         train_idx = train_idx[:config.train_size]
     variant = resolve_variant(config)

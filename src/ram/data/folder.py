@@ -254,7 +254,7 @@ def build_folder_data(config, device: torch.device | str):
     """The tree at ``config.data_dir`` as a :class:`ram.data.Data` on ``device``.
 
     * Validation: the tree's ``val/`` when it has one; otherwise a seeded split of the
-      training images, ``mnist.train_valid_split(n, config.valid_size, config.seed)``,
+      training images, ``mnist.train_valid_split(n, config.valid_size, config.valid_split_seed())``,
       the same rule as for MNIST.
     * Test: the tree's ``test/`` when it has one; otherwise the validation set stands
       in for it (a warning says so), so the "test" figures are then validation figures.
@@ -274,7 +274,7 @@ def build_folder_data(config, device: torch.device | str):
     if loaded.valid_images is not None:
         train_x, train_y, valid_x, valid_y = x, y, loaded.valid_images, loaded.valid_labels
     else:
-        train_idx, valid_idx = train_valid_split(len(y), config.valid_size, config.seed)
+        train_idx, valid_idx = train_valid_split(len(y), config.valid_size, config.valid_split_seed())
         train_x, train_y, valid_x, valid_y = x[train_idx], y[train_idx], x[valid_idx], y[valid_idx]
     if getattr(config, "train_size", 0):  # quick runs: the first N training images only
         train_x, train_y = train_x[:config.train_size], train_y[:config.train_size]
