@@ -131,27 +131,6 @@ def test_mean_path_cross_entropy_trains_the_classifier_on_the_evaluated_path(set
         Config(mean_path_ce=1.0).validate()
 
 
-def test_label_smoothing_changes_only_the_cross_entropy_targets(setup):
-    """--label_smoothing eps trains both paths towards (1 - eps) one-hot + eps / 10 each,
-    and leaves REINFORCE alone: its reward is still the model's own probability."""
-    import torch.nn.functional as F
-    model, out, y = setup
-    mean = model(torch.rand(32, 1, 28, 28), deterministic=True).logits
-    kw = dict(reward="probability", greedy_logits=mean, mean_path_ce=0.5)
-    plain, plain_terms = hybrid_loss(out, y, **kw)
-    smooth, terms = hybrid_loss(out, y, label_smoothing=0.1, **kw)
-    soft = torch.full((len(y), 10), 0.01).scatter(1, y[:, None], 0.91)
-    by_hand = lambda logits: -(soft * logits.log_softmax(1)).sum(1).mean()
-    expected = (by_hand(out.logits) - F.cross_entropy(out.logits, y)
-                + 0.5 * (by_hand(mean) - F.cross_entropy(mean, y)))
-    assert smooth != plain  # an untrained model's logits are nearly flat, so the change is small
-    assert torch.allclose(smooth - plain, expected, atol=1e-6)
-    assert torch.equal(terms["reinforce"], plain_terms["reinforce"])
-    assert torch.equal(terms["ce"], plain_terms["ce"])
-    with pytest.raises(RamError, match="--label_smoothing"):
-        Config(label_smoothing=1.0).validate()
-
-
 def test_no_gradient_flows_through_sampled_locations(setup):
     model, out, y = setup
     assert not out.locations.requires_grad

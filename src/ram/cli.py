@@ -76,9 +76,6 @@ def train_parser() -> argparse.ArgumentParser:
     a("--mean_path_ce", type=float, default=d.mean_path_ce,
       help="with --reinforce_baseline greedy: also train the classifier by cross-entropy on that deterministic "
            "path, the one evaluation takes, with this weight (0: off; costs that path's backward pass)")
-    a("--label_smoothing", type=float, default=d.label_smoothing,
-      help="put this much of cross-entropy's target on the other classes, e.g. 0.1 (0: off); REINFORCE's "
-           "reward stays the model's own probability")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)

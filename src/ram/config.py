@@ -71,7 +71,6 @@ class Config:
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
     reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical)
     mean_path_ce: float = 0.0    # with greedy: weight of a cross-entropy on the mean path, the one evaluated (0: off)
-    label_smoothing: float = 0.0  # cross-entropy's targets put this much mass on the other classes (0: off)
     seed: int = 1
     split_seed: int = -1         # seed of the train/validation split (-1: --seed), so seeds can share a validation set
     # evaluation
@@ -138,7 +137,6 @@ class Config:
             (self.mean_path_ce >= 0, "--mean_path_ce must be 0 (off) or a positive weight"),
             (not self.mean_path_ce or self.reinforce_baseline == "greedy",
              "--mean_path_ce trains the mean path that --reinforce_baseline greedy runs: add that flag"),
-            (0 <= self.label_smoothing < 1, "--label_smoothing must be a fraction in [0, 1), e.g. 0.1 (0: off)"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),
             (self.mc_samples >= 0, "--mc_samples must be 0 (deterministic policy) or more"),

@@ -36,19 +36,15 @@ def rewards(logits: torch.Tensor, labels: torch.Tensor, reward: str = "correct")
 
 def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0,
                 reward: str = "correct", greedy_logits: torch.Tensor | None = None,
-                mean_path_ce: float = 0.0, label_smoothing: float = 0.0):
+                mean_path_ce: float = 0.0):
     """Returns (total loss, dict of detached per-term tensors for logging).
 
     ``greedy_logits``: the deterministic policy's logits for the same images; when given,
     their reward is the baseline in REINFORCE's advantage instead of b_t.
     ``mean_path_ce``: weight of a cross-entropy on ``greedy_logits`` too. Evaluation
     classifies from the mean path, which the sampled paths only scatter around (std 0.2
-    is 6 pixels on a 60x60 canvas); this trains the classifier on that path as well.
-    ``label_smoothing``: both cross-entropies aim at 1 - eps on the true class and spread
-    eps over all classes, so the classifier is not pushed towards ever surer answers on
-    the training digits; the reward and the logged ``ce`` stay unsmoothed."""
+    is 6 pixels on a 60x60 canvas); this trains the classifier on that path as well."""
     ce = F.cross_entropy(out.logits, labels)
-    fit = F.cross_entropy(out.logits, labels, label_smoothing=label_smoothing) if label_smoothing else ce
     correct = rewards(out.logits, labels)
     R = correct if reward == "correct" else rewards(out.logits, labels, reward)
     reward_t = R[:, None].expand_as(out.baselines)
@@ -59,9 +55,9 @@ def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0
         baseline = F.mse_loss(out.baselines, reward_t)
     else:  # one glimpse, or a model that never chooses where to look
         reinforce = baseline = ce.new_zeros(())
-    total = fit + reinforce_weight * reinforce + baseline
+    total = ce + reinforce_weight * reinforce + baseline
     if mean_path_ce:
-        total = total + mean_path_ce * F.cross_entropy(greedy_logits, labels, label_smoothing=label_smoothing)
+        total = total + mean_path_ce * F.cross_entropy(greedy_logits, labels)
     terms = {"loss": total.detach(), "ce": ce.detach(), "reinforce": reinforce.detach(),
              "baseline": baseline.detach(), "acc": correct.mean()}
     return total, terms

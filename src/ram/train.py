@@ -324,8 +324,7 @@ class Trainer(Run):
                 # paths' gradients before DDP's hooks see them.
                 with torch.set_grad_enabled(c.mean_path_ce > 0):
                     greedy = self.model(x, deterministic=True).logits
-            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce,
-                                      c.label_smoothing)
+            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
