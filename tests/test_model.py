@@ -131,35 +131,6 @@ def test_mean_path_cross_entropy_trains_the_classifier_on_the_evaluated_path(set
         Config(mean_path_ce=1.0).validate()
 
 
-def test_distil_target_is_halfway_between_the_label_and_the_sampled_paths_average(setup):
-    """--distil_paths K: the mean path's cross-entropy aims at 0.5 * one-hot + 0.5 * the
-    softmax averaged over K sampled paths. With a std near 0 every sampled path is the mean
-    path, so the average must be its softmax; with std 0.2 the paths differ, and the
-    target stays a distribution with at least half its mass on the label."""
-    import torch.nn.functional as F
-    from ram.losses import distil_target
-    model, out, y = setup
-    x = torch.rand(32, 1, 28, 28)
-    half_label = 0.5 * F.one_hot(y, 10).float()
-    model.locator.std = 1e-9
-    with torch.no_grad():
-        mean_softmax = model(x, deterministic=True).logits.softmax(1)
-    assert torch.allclose(distil_target(model, x, y, 3), half_label + 0.5 * mean_softmax, atol=1e-6)
-    model.locator.std = 0.2
-    target = distil_target(model, x, y, 4)
-    assert not target.requires_grad  # the teacher is a constant
-    assert torch.allclose(target.sum(1), torch.ones(32))
-    assert (target.gather(1, y[:, None]) >= 0.5).all()
-    assert (target - half_label - 0.5 * mean_softmax).abs().max() > 1e-5  # untrained: small, yet far above rounding
-    mean = model(x, deterministic=True).logits
-    plain, _ = hybrid_loss(out, y, greedy_logits=mean)
-    total, _ = hybrid_loss(out, y, greedy_logits=mean, mean_path_ce=0.5, mean_path_target=target)
-    soft_ce = -(target * F.log_softmax(mean, 1)).sum(1).mean()
-    assert torch.allclose(total - plain, 0.5 * soft_ce)
-    with pytest.raises(RamError, match="--mean_path_ce"):
-        Config(reinforce_baseline="greedy", distil_paths=4).validate()
-
-
 def test_no_gradient_flows_through_sampled_locations(setup):
     model, out, y = setup
     assert not out.locations.requires_grad

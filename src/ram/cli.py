@@ -76,9 +76,6 @@ def train_parser() -> argparse.ArgumentParser:
     a("--mean_path_ce", type=float, default=d.mean_path_ce,
       help="with --reinforce_baseline greedy: also train the classifier by cross-entropy on that deterministic "
            "path, the one evaluation takes, with this weight (0: off; costs that path's backward pass)")
-    a("--distil_paths", type=int, default=d.distil_paths,
-      help="with --mean_path_ce: that cross-entropy aims halfway between the label and the average answer of this "
-           "many sampled paths of the evaluated model (0: the label alone; costs their forward passes)")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)

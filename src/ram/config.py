@@ -71,7 +71,6 @@ class Config:
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
     reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical)
     mean_path_ce: float = 0.0    # with greedy: weight of a cross-entropy on the mean path, the one evaluated (0: off)
-    distil_paths: int = 0        # with mean_path_ce: the mean path also learns the average answer of this many sampled paths
     seed: int = 1
     split_seed: int = -1         # seed of the train/validation split (-1: --seed), so seeds can share a validation set
     # evaluation
@@ -138,9 +137,6 @@ class Config:
             (self.mean_path_ce >= 0, "--mean_path_ce must be 0 (off) or a positive weight"),
             (not self.mean_path_ce or self.reinforce_baseline == "greedy",
              "--mean_path_ce trains the mean path that --reinforce_baseline greedy runs: add that flag"),
-            (self.distil_paths >= 0, "--distil_paths must be 0 (off) or a number of sampled paths"),
-            (not self.distil_paths or self.mean_path_ce,
-             "--distil_paths sets the target of the mean path's cross-entropy: add --mean_path_ce 1"),
             (self.optimizer in ("adam", "sgd"), "--optimizer must be adam or sgd"),
             (self.lr_schedule in ("cosine", "constant"), "--lr_schedule must be cosine or constant"),
             (self.mc_samples >= 0, "--mc_samples must be 0 (deterministic policy) or more"),

@@ -36,16 +36,14 @@ def rewards(logits: torch.Tensor, labels: torch.Tensor, reward: str = "correct")
 
 def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0,
                 reward: str = "correct", greedy_logits: torch.Tensor | None = None,
-                mean_path_ce: float = 0.0, mean_path_target: torch.Tensor | None = None):
+                mean_path_ce: float = 0.0):
     """Returns (total loss, dict of detached per-term tensors for logging).
 
     ``greedy_logits``: the deterministic policy's logits for the same images; when given,
     their reward is the baseline in REINFORCE's advantage instead of b_t.
     ``mean_path_ce``: weight of a cross-entropy on ``greedy_logits`` too. Evaluation
     classifies from the mean path, which the sampled paths only scatter around (std 0.2
-    is 6 pixels on a 60x60 canvas); this trains the classifier on that path as well.
-    ``mean_path_target``: class probabilities (B, classes) that cross-entropy aims at
-    instead of the labels (see ``distil_target``)."""
+    is 6 pixels on a 60x60 canvas); this trains the classifier on that path as well."""
     ce = F.cross_entropy(out.logits, labels)
     correct = rewards(out.logits, labels)
     R = correct if reward == "correct" else rewards(out.logits, labels, reward)
@@ -59,25 +57,7 @@ def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0
         reinforce = baseline = ce.new_zeros(())
     total = ce + reinforce_weight * reinforce + baseline
     if mean_path_ce:
-        target = labels if mean_path_target is None else mean_path_target
-        total = total + mean_path_ce * F.cross_entropy(greedy_logits, target)
+        total = total + mean_path_ce * F.cross_entropy(greedy_logits, labels)
     terms = {"loss": total.detach(), "ce": ce.detach(), "reinforce": reinforce.detach(),
              "baseline": baseline.detach(), "acc": correct.mean()}
     return total, terms
-
-
-@torch.no_grad()
-def distil_target(model, x: torch.Tensor, labels: torch.Tensor, num_paths: int) -> torch.Tensor:
-    """Halfway between the one-hot label and the softmax averaged over ``num_paths`` sampled
-    glimpse paths of ``model`` (--distil_paths).
-
-    Averaged over 10 sampled paths, a RAM errs about half as often as along its mean path
-    (README, Results): the average knows which digits look alike from nearby places. Aiming
-    the mean path's cross-entropy at it distils that ensemble into the one path evaluation
-    takes, as a large model is distilled into a small one; the label's half keeps the
-    target right where the ensemble is wrong. The paths run as one batch of K * B images.
-    """
-    B = x.shape[0]
-    logits = model(x.repeat(num_paths, *([1] * (x.dim() - 1)))).logits
-    ensemble = logits.softmax(1).view(num_paths, B, -1).mean(0)
-    return 0.5 * F.one_hot(labels, ensemble.shape[1]).to(ensemble.dtype) + 0.5 * ensemble

@@ -21,7 +21,7 @@ from . import checkpoint, distributed
 from .config import Config, cosine
 from .data import Data, build_data, to_float
 from .errors import RamError
-from .losses import distil_target, hybrid_loss
+from .losses import hybrid_loss
 
 LOG_EVERY = 50  # steps between reads of the metrics back to the host
 
@@ -309,7 +309,6 @@ class Trainer(Run):
         c, model, world = self.config, self.net, self.dist.world_size
         model.train()
         set_policy_std(self.model, c, self.epoch)
-        set_policy_std(self.evaluated, c, self.epoch)  # the --distil_paths teacher samples with it
         distributed.seed_epoch(c.seed, self.epoch, self.dist)  # own exploration noise per rank
         gen = epoch_generator(c, self.epoch, self.device)  # same on all ranks: disjoint shards
         steps = self.data.steps_per_epoch(c.batch_size, world)
@@ -325,9 +324,7 @@ class Trainer(Run):
                 # paths' gradients before DDP's hooks see them.
                 with torch.set_grad_enabled(c.mean_path_ce > 0):
                     greedy = self.model(x, deterministic=True).logits
-            # The teacher is the evaluated model: with --ema the weight average, steadier than the raw weights.
-            target = distil_target(self.evaluated, x, y, c.distil_paths) if c.distil_paths else None
-            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce, target)
+            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
