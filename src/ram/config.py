@@ -9,12 +9,12 @@ from .errors import RamError
 
 
 # The paper's glimpse settings per data set; flags given explicitly override them. MNIST
-# also gets the policy and augmentation that trained best here (README, Results: run j),
+# also gets the policy and augmentation that trained best here (docs/experiments.md: run j),
 # and the translated and cluttered sets that policy (std 0.2 at the full learning rate:
-# 28% against 36% error after 10 epochs on cluttered 60x60, README). On the large
+# 28% against 36% error after 10 epochs on cluttered 60x60, docs/experiments.md). On the large
 # canvases REINFORCE also trains the core and glimpse networks, at a tenth of the
 # weight: there the policy must read from h_t where the digit is, which cross-entropy
-# alone does not teach the core (README, "Letting REINFORCE shape the core").
+# alone does not teach the core (docs/experiments.md, "Letting REINFORCE shape the core").
 WIDE_POLICY = {"std": 0.2, "policy_lr_scale": 1.0}
 POLICY_SHAPES_CORE = {"reinforce_core": True, "reinforce_weight": 0.1}
 DATASET_PRESETS = {

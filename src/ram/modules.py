@@ -13,7 +13,7 @@ MNIST, where the digit is always in the middle, that trains as well as anything 
 ``--reinforce_core`` lets REINFORCE reach the core and glimpse networks too (the baseline
 stays detached), as the paper trains all parameters jointly. On the translated and
 cluttered canvases the policy must read from h_t where the digit is, which cross-entropy
-alone does not teach the core, so their presets turn it on (README, "Letting REINFORCE
+alone does not teach the core, so their presets turn it on (docs/experiments.md, "Letting REINFORCE
 shape the core").
 """
 from __future__ import annotations

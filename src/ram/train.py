@@ -55,7 +55,7 @@ def param_groups(config: Config, model: torch.nn.Module) -> list[dict]:
     narrow policy (std 0.05) and unshifted MNIST it random-walked into the saturated
     corners of tanh and stayed there, which a tenth of the rate prevented. With std 0.2
     and shifted images the full rate no longer does that and learns faster (MNIST's
-    preset; README, Results). The group exists at every scale, so that checkpoints of
+    preset; docs/experiments.md, the MNIST runs). The group exists at every scale, so that checkpoints of
     any scale resume alike.
     """
     policy = [p for n, p in model.named_parameters() if n.startswith("locator.")]
