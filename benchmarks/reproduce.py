@@ -238,6 +238,8 @@ def _note(r: dict) -> str:
     settings = _settings(r.get("config") or {})
     if settings:
         notes.append(f"with {settings}")
+    if r.get("seed", 1) != 1:  # the table's command trains seed 1 unless told --seed
+        notes.append(f"seed {r['seed']}")
     device = r.get("machine", {}).get("device_name")
     if device:
         notes.append(device)

@@ -190,6 +190,9 @@ def test_rows_trained_with_other_settings_say_so():
     assert reproduce._note(r) == "with reinforce_core False, reinforce_weight 1.0"
     r["config"] = {**preset, "seed": 3, "num_epochs": 400, "save_dir": "elsewhere"}  # the run's own
     assert reproduce._note(r) == ""
+    r["seed"] = 3  # but a row kept from another seed than the command's default says which
+    assert reproduce._note(r) == "seed 3"
+    del r["seed"]
     r["config"] = {**preset, "model": "conv", "reinforce_core": False}  # the baselines have no policy
     assert reproduce._note(r) == ""
 
