@@ -175,8 +175,8 @@ def row_config(table: Table, row: Row, epochs: int, seed: int, device: str, data
 def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir: Path,
             resume: bool = False) -> dict:
     """Train one row, test the checkpoint chosen on validation, write its JSON; returns it."""
-    from ram.evaluate import load_model
-    from ram.train import Trainer, evaluate, run_name
+    from ram.model import load_model
+    from ram.training import Trainer, evaluate, run_name
 
     table = TABLES[table_name]
     start = time.perf_counter()

@@ -23,14 +23,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import ram.model  # noqa: E402
-from ram import distributed  # noqa: E402
+import ram.model.ram  # noqa: E402
+from ram.training import distributed  # noqa: E402
 from reproduce import git_commit  # noqa: E402  (this folder is on the path when run as a script)
 from ram.config import Config  # noqa: E402
 from ram.data import build_data, to_float  # noqa: E402
-from ram.losses import hybrid_loss  # noqa: E402
-from ram.train import build_model, build_optimizer, epoch_generator, pick_device  # noqa: E402
-from ram.unroll import unroll_autograd  # noqa: E402
+from ram.model import build_model, hybrid_loss  # noqa: E402
+from ram.training import build_optimizer, epoch_generator, pick_device  # noqa: E402
+from ram.model.unroll import unroll_autograd  # noqa: E402
 
 
 def sync(device):
@@ -54,7 +54,7 @@ def main():
                         "instead of the hand-written backward, for comparison")
     args = p.parse_args()
     if args.autograd_loop:
-        ram.model.unroll = unroll_autograd  # what RecurrentAttention.forward calls
+        ram.model.ram.unroll = unroll_autograd  # what RecurrentAttention.forward calls
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)

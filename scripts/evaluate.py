@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ram.cli import evaluate_main  # noqa: E402
+from ram.commands.evaluate import main  # noqa: E402
 
 if __name__ == "__main__":
-    evaluate_main()
+    main()

@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ram import train
-from ram.baselines import BASELINES, build_baseline
+from ram.training import trainer as train
+from ram.model.baselines import BASELINES, build_baseline
 from ram.config import Config
 from ram.data import Data
 from ram.errors import RamError
-from ram.losses import hybrid_loss
+from ram.model.losses import hybrid_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 

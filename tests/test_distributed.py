@@ -24,10 +24,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from ram import distributed
+from ram.training import distributed
 from ram.config import Config
 from ram.errors import RamError
-from ram.losses import hybrid_loss
+from ram.model.losses import hybrid_loss
 from ram.model import RecurrentAttention
 
 WORLD = 2

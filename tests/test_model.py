@@ -4,7 +4,7 @@ import torch
 
 from ram.config import Config
 from ram.errors import RamError
-from ram.losses import hybrid_loss
+from ram.model.losses import hybrid_loss
 from ram.model import RecurrentAttention
 
 GROUPS = ("glimpse_net", "core", "locator", "classifier", "baseline")
@@ -147,7 +147,7 @@ def test_no_gradient_flows_through_sampled_locations(setup):
 
 
 def test_log_pi_is_the_gaussian_log_density_of_the_sample():
-    from ram.modules import LocationNetwork
+    from ram.model.networks import LocationNetwork
     torch.manual_seed(0)
     net = LocationNetwork(hidden_size=16, std=0.2)
     h = torch.randn(64, 16) * 0.1
@@ -185,7 +185,7 @@ def test_random_glimpse_ablation_has_no_policy_gradient():
 
 @pytest.mark.parametrize("scale", [0.1, 1.0])
 def test_location_network_has_its_own_learning_rate(scale):
-    from ram.train import build_optimizer
+    from ram.training import build_optimizer
     model = RecurrentAttention(Config(lr=1e-3, policy_lr_scale=scale))
     opt, _ = build_optimizer(model.config, model)
     lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}

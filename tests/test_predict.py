@@ -10,8 +10,13 @@ from PIL import Image
 from ram.config import Config
 from ram.data.folder import read_image
 from ram.errors import RamError
-from ram.predict import Prediction, from_checkpoint, load_for_prediction, predict, predict_main, prepare
-from ram.train import Trainer
+from ram.commands.predict import main as predict_main
+from ram.model import Prediction, load_model, predict, prepare
+
+
+def from_checkpoint(path):
+    return load_model(path)[0]
+from ram.training import Trainer
 
 CLASSES = ["ant", "bee", "cat"]
 SIZE = 16
@@ -63,8 +68,8 @@ def test_rgb_tree_trains_through_the_retina_and_class_names_survive(rgb_run):
     root, ckpt, trainer = rgb_run
     assert trainer.config.channels == 3 and trainer.config.num_classes == 3
     assert trainer.data.train_x.shape == (18, 3, SIZE, SIZE) and len(trainer.history) == 1
-    model, config, names = load_for_prediction(ckpt)
-    assert names == CLASSES and config.channels == 3 and config.image_size == SIZE
+    model, config, _ = load_model(ckpt)
+    assert model.class_names == CLASSES and config.channels == 3 and config.image_size == SIZE
     assert not model.training
     model = from_checkpoint(ckpt)
     assert model.class_names == CLASSES and model.config.channels == 3
@@ -166,7 +171,7 @@ def test_predict_command_prints_one_line_per_image_and_draws(rgb_run, tmp_path, 
 
 def test_a_whole_image_baseline_predicts_without_glimpses(tmp_path, capsys):
     from ram import checkpoint
-    from ram.train import build_model
+    from ram.model import build_model
     config = Config(dataset="folder", model="fc64", image_size=SIZE, channels=1, num_classes=3)
     model = build_model(config).eval()
     path = checkpoint.save(tmp_path / "fc64.pth", {"model_state_dict": model.state_dict(),

@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from ram.retina import glimpse
+from ram.model.retina import glimpse
 
 
 def naive_glimpse(image, l, g, k):

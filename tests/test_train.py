@@ -11,7 +11,7 @@ import torch
 from ram import checkpoint
 from ram.config import Config
 from ram.errors import RamError
-from ram.train import Trainer
+from ram.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_KEYS = {"model_state_dict", "optimizer_state_dict", "config", "epoch", "test_accuracy",
@@ -66,7 +66,7 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, mo
 
 
 def test_weight_average_is_the_exponential_moving_average_of_the_steps():
-    from ram.train import WeightAverage
+    from ram.training import WeightAverage
     model = torch.nn.Linear(3, 2)
     average = WeightAverage(model, decay=0.9)
     expected = model.weight.detach().clone()
@@ -94,7 +94,7 @@ def test_policy_std_narrows_along_the_schedule_and_is_restored(tmp_path, data_di
     # The log-density uses the current std: N(mu; mu, 0.125^2) in 2-D is 1 / (2 pi 0.125^2).
     mu = torch.zeros(1, 2)
     assert trainer.model.locator.log_prob(mu, mu).item() == pytest.approx(-math.log(2 * math.pi * 0.125**2))
-    from ram.evaluate import load_model
+    from ram.model import load_model
     model, _, _ = load_model(Path(config.save_dir) / "mnist_latest.pth")
     assert model.locator.std == pytest.approx(0.125)
 
@@ -143,7 +143,7 @@ def test_cli_train_evaluate_resume(tmp_path, data_dir):
 
 
 def test_batch_lr_warning_only_when_the_rate_is_left_at_batch_128s():
-    from ram.cli import batch_lr_warning
+    from ram.commands.train import batch_lr_warning
     assert batch_lr_warning(128, None) is None                      # the tuned pair
     assert batch_lr_warning(512, 4e-3) is None                      # the user chose a rate
     assert "--lr 0.004" in batch_lr_warning(512, None)              # linear scaling suggested
@@ -189,7 +189,7 @@ def test_test_set_is_measured_only_for_chosen_checkpoints_and_the_last_epoch(tmp
     """The test set reports and never chooses: it is evaluated when validation improves
     (the checkpoint that becomes best) and at the last epoch, and nowhere else."""
     import json
-    import ram.train
+    import ram.training.trainer
     trainer = Trainer(small_config(tmp_path, data_dir, train_size=4 * 32, batch_size=32, num_epochs=5),
                       progress=False)
     valid_script = iter([0.5, 0.4, 0.6, 0.6, 0.3])  # improves at epochs 1 and 3 only
@@ -201,7 +201,7 @@ def test_test_set_is_measured_only_for_chosen_checkpoints_and_the_last_epoch(tmp
             return 0.1 * trainer.epoch
         return next(valid_script)
 
-    monkeypatch.setattr(ram.train, "evaluate", scripted)
+    monkeypatch.setattr(ram.training.trainer, "evaluate", scripted)
     trainer.fit()
     assert test_calls == [1, 3, 5]
     rows = [json.loads(line) for line in open(trainer.metrics_path)]
@@ -216,18 +216,18 @@ def test_without_a_validation_split_the_last_epoch_is_the_model(tmp_path, data_d
     """--valid_size 0, the final fit on every training image: no epoch is chosen over
     another (not on training accuracy either), so best is the last epoch's model and the
     test set is measured once, at the end."""
-    import ram.train
+    import ram.training.trainer
     trainer = Trainer(small_config(tmp_path, data_dir, train_size=4 * 32, batch_size=32, num_epochs=3,
                                    valid_size=0.0), progress=False)
     assert len(trainer.data.valid_y) == 0 and len(trainer.data.train_y) == 4 * 32
-    real, test_calls = ram.train.evaluate, []
+    real, test_calls = ram.training.trainer.evaluate, []
 
     def counted(model, images, labels, **kw):
         if images is trainer.data.test_x:
             test_calls.append(trainer.epoch)
         return real(model, images, labels, **kw)
 
-    monkeypatch.setattr(ram.train, "evaluate", counted)
+    monkeypatch.setattr(ram.training.trainer, "evaluate", counted)
     # Training accuracy falls after epoch 1, so choosing on it would keep epoch 1.
     train_script = iter([0.9, 0.2, 0.1])
     epoch = trainer.train_epoch
@@ -242,7 +242,7 @@ def test_without_a_validation_split_the_last_epoch_is_the_model(tmp_path, data_d
 def test_presets_apply_unless_a_flag_says_otherwise():
     """A preset's value holds when its flag is not given, and an explicit flag, including
     --no-reinforce_core, always wins over the preset."""
-    from ram.cli import config_from_args, train_parser
+    from ram.commands.train import config_from_args, train_parser
 
     def config(*argv):
         return config_from_args(train_parser().parse_args(list(argv)))

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from ram.config import Config
-from ram.losses import hybrid_loss
+from ram.model.losses import hybrid_loss
 from ram.model import RecurrentAttention
-from ram.unroll import unroll_autograd, unroll_rnn
+from ram.model.unroll import unroll_autograd, unroll_rnn
 
 
 def _model(**overrides):
@@ -52,12 +52,12 @@ def test_same_states_locations_and_gradients_as_autograd(num_glimpses, glimpse_s
 def test_hybrid_loss_gradients_match_on_the_model(monkeypatch, flags):
     """The model's default path (hand-written) and the plain loop train identically, also
     when REINFORCE's gradient enters the loop at every step (--reinforce_core)."""
-    import ram.model
+    import ram.model.ram
     model = _model(num_glimpses=4, hidden_size=32, glimpse_hidden=16, **flags)
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     grads = []
     for fn in (unroll_autograd, unroll_rnn):
-        monkeypatch.setattr(ram.model, "unroll", fn)
+        monkeypatch.setattr(ram.model.ram, "unroll", fn)
         model.zero_grad()
         torch.manual_seed(3)
         loss, _ = hybrid_loss(model(x), y)

@@ -73,3 +73,21 @@ def config_of(ckpt: dict, path) -> Config:
     if not isinstance(ckpt["config"], dict):
         raise RamError(f"{path} has a config that is not a dict; use a checkpoint written by ram-train")
     return Config.from_dict(ckpt["config"])
+
+
+def restore(build, path, device="cpu", ckpt: dict | None = None):
+    """(model, checkpoint): ``build(config)`` made from the checkpoint's own config, with its
+    weights, in eval mode, and ``.config`` and ``.class_names`` set.
+
+    The location policy gets the std of the checkpoint's last epoch, which a narrowing
+    schedule (``--std_final``) makes a function of the epoch rather than a fixed value.
+    """
+    ckpt = ckpt if ckpt is not None else load(path, map_location=device)
+    config = config_of(ckpt, path)
+    model = build(config).to(device)
+    load_weights(model, ckpt["model_state_dict"], path)
+    if hasattr(model, "locator"):
+        model.locator.std = config.policy_std(max(ckpt["epoch"] - 1, 0))
+    model.config = config
+    model.class_names = [str(n) for n in ckpt.get("class_names") or range(config.num_classes)]
+    return model.eval(), ckpt

@@ -266,7 +266,7 @@ def build_folder_data(config, device: torch.device | str):
     * The channels follow the images (1 if all are grayscale, else 3); the decode cache
       sits beside the data, as for :func:`load_folder`.
     """
-    from . import Data
+    from .batches import Data
     from .mnist import train_valid_split
 
     loaded = load_folder(config.data_dir, image_size=config.image_size or None)

@@ -1,4 +1,4 @@
-"""Command-line entry points: ram-train, ram-evaluate, ram-predict (``python -m ram <command>``).
+"""``ram-train``: train a RAM or one of the paper's baselines on a data set.
 
 Flags left unset take the dataset's preset (the paper's glimpse settings), then the
 defaults in config.Config. Problems with the user's input end in one ``error:`` line.
@@ -7,23 +7,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
-import sys
 
-from .config import Config
-from .errors import RamError
-
-
-def friendly(main):
-    """Turn RamError into one line on stderr and exit status 2, never a traceback."""
-    @functools.wraps(main)
-    def wrapper(argv=None):
-        try:
-            return main(argv)
-        except RamError as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2)
-    return wrapper
+from ..config import Config
+from ..errors import friendly
+from ..training import Trainer
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -111,9 +98,8 @@ def batch_lr_warning(global_batch: int, lr: float | None) -> str | None:
 
 
 @friendly
-def train_main(argv=None):
+def main(argv=None):
     args = train_parser().parse_args(argv)
-    from .train import Trainer
     trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
     warning = batch_lr_warning(trainer.config.batch_size * trainer.dist.world_size, args.lr)
     if warning and trainer.dist.is_main:
@@ -125,39 +111,3 @@ def train_main(argv=None):
         else:
             print(f"no validation split: the last epoch's model is saved as best; test accuracy "
                   f"{final['test_acc']:.4f}; checkpoints in {trainer.save_dir}")
-
-
-def evaluate_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ram-evaluate", description="Test a trained model and draw its glimpses.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a = p.add_argument
-    a("--model_path", required=True)
-    a("--dataset", default=None, help="must match the checkpoint's (checked)")
-    a("--data_dir", default=None, help="default: the one recorded in the checkpoint")
-    a("--device", default="")
-    a("--mc_samples", type=int, default=0, help="also report accuracy averaged over N sampled glimpse paths")
-    a("--batch_size", type=int, default=1000)
-    a("--plot_dir", default="./plots")
-    a("--num_images", type=int, default=16, help="images in each picture")
-    return p
-
-
-@friendly
-def evaluate_main(argv=None):
-    args = evaluate_parser().parse_args(argv)
-    from .evaluate import run_evaluation
-    run_evaluation(args)
-
-
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    from .catch import train_catch_main
-    from .predict import predict_main
-    commands = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main,
-                "train-catch": train_catch_main}
-    if not argv or argv[0] not in commands:
-        print(f"usage: python -m ram {{{'|'.join(commands)}}} [flags]  (--help after a command for its flags)",
-              file=sys.stderr)
-        raise SystemExit(2)
-    return commands[argv[0]](argv[1:])
-

@@ -1,4 +1,4 @@
-"""Evaluation: rebuild a model from its checkpoint alone, report test error, draw glimpses."""
+"""``ram-evaluate``: rebuild a model from its checkpoint alone, report its test error, draw its glimpses."""
 from __future__ import annotations
 
 import argparse
@@ -6,27 +6,18 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
-from .config import Config
-from .data import build_data, to_float
-from .errors import RamError
-from .train import build_model, evaluate, pick_device, set_policy_std
-
-
-def load_model(path, device="cpu", ckpt: dict | None = None) -> tuple[torch.nn.Module, Config, dict]:
-    """The model described by the checkpoint's own config, with its weights, in eval mode."""
-    ckpt = ckpt if ckpt is not None else checkpoint.load(path, map_location=device)
-    config = checkpoint.config_of(ckpt, path)
-    model = build_model(config).to(device)
-    checkpoint.load_weights(model, ckpt["model_state_dict"], path)
-    set_policy_std(model, config, max(ckpt["epoch"] - 1, 0))  # as in its last epoch
-    return model.eval(), config, ckpt
+from .. import checkpoint
+from ..config import Config
+from ..data import build_data, to_float
+from ..errors import RamError, friendly
+from ..model import load_model
+from ..training import evaluate, pick_device
 
 
 def draw_pictures(model, config: Config, x: torch.Tensor, y: torch.Tensor, class_names, plot_dir: Path,
                   n: int) -> list[Path]:
     """Glimpse paths on sample test images, on misclassified ones, and an animated batch."""
-    from .viz import animate_glimpses, draw_glimpses
+    from ..viz import animate_glimpses, draw_glimpses
     kw = dict(glimpse_size=config.glimpse_size, num_scales=config.num_scales, class_names=class_names)
     probs, locations = model.predict_proba(x)
     preds = probs.argmax(1)
@@ -46,7 +37,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
     ckpt = checkpoint.load(args.model_path, map_location=device)
     if "catch" in (args.dataset, checkpoint.config_of(ckpt, args.model_path).dataset):
-        from .catch import evaluate_catch  # a game-playing agent, not a classifier
+        from ..catch import evaluate_catch  # a game-playing agent, not a classifier
         return evaluate_catch(args.model_path, args.device, args.plot_dir)
     model, config, ckpt = load_model(args.model_path, device, ckpt)
     if args.dataset and args.dataset != config.dataset:
@@ -76,3 +67,23 @@ def run_evaluation(args: argparse.Namespace) -> dict:
                                   data.class_names, Path(args.plot_dir), k)
         print("pictures: " + ", ".join(str(p) for p in paths))
     return result
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ram-evaluate", description="Test a trained model and draw its glimpses.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = p.add_argument
+    a("--model_path", required=True)
+    a("--dataset", default=None, help="must match the checkpoint's (checked)")
+    a("--data_dir", default=None, help="default: the one recorded in the checkpoint")
+    a("--device", default="")
+    a("--mc_samples", type=int, default=0, help="also report accuracy averaged over N sampled glimpse paths")
+    a("--batch_size", type=int, default=1000)
+    a("--plot_dir", default="./plots")
+    a("--num_images", type=int, default=16, help="images in each picture")
+    return p
+
+
+@friendly
+def main(argv=None):
+    run_evaluation(evaluate_parser().parse_args(argv))

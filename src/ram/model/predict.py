@@ -1,4 +1,4 @@
-"""Classify new images with a trained model: ``ram-predict IMAGE... --model_path PATH``.
+"""Classify new images with a trained model (the library side of ``ram-predict``).
 
 Images may be files (read with Pillow, converted to the model's channels, resized and
 centre-cropped to its image size by the same rule as folder data sets) or tensors
@@ -6,9 +6,7 @@ already of the model's size: float in [0, 1] or uint8, (B, C, H, W), (C, H, W) o
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,11 +14,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .cli import friendly
-from .config import Config
-from .data import variants
-from .data.folder import _BAD_IMAGE, read_image
-from .errors import RamError
+from ..config import Config
+from ..data import variants
+from ..data.folder import _BAD_IMAGE, read_image
+from ..errors import RamError
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, Pillow's RGB -> L rule, as for folder data
 
@@ -38,21 +35,6 @@ class Prediction:
 def image_size_of(config: Config) -> int:
     """The side the model was trained on: the config's, else the dataset's own (28/60/100)."""
     return config.image_size or variants.PRESETS.get(config.dataset, variants.PRESETS["mnist"]).image_size
-
-
-def load_for_prediction(path, device="cpu") -> tuple[torch.nn.Module, Config, list[str]]:
-    """Model (eval mode), its config and class names, all from the checkpoint alone."""
-    from .evaluate import load_model
-    model, config, ckpt = load_model(path, device)
-    names = ckpt.get("class_names") or [str(i) for i in range(config.num_classes)]
-    return model, config, [str(n) for n in names]
-
-
-def from_checkpoint(path, device="cpu") -> torch.nn.Module:
-    """The model with ``.config`` and ``.class_names`` set, ready for :func:`predict`."""
-    model, config, names = load_for_prediction(path, device)
-    model.config, model.class_names = config, names
-    return model
 
 
 def prepare(images, channels: int, size: int) -> torch.Tensor:
@@ -107,37 +89,3 @@ def predict(model, images, config: Config | None = None, class_names: Sequence[s
         locations = probs.new_zeros(len(probs), 0, 2)
     p, idx = probs.max(1)
     return Prediction([str(names[i]) for i in idx.tolist()], idx, p, probs, locations, x)
-
-
-def predict_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ram-predict", description="Classify images with a trained model "
-                                "and draw where it looked.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="png/jpg/bmp files")
-    p.add_argument("--model_path", required=True, help="a checkpoint written by ram-train")
-    p.add_argument("--device", default="", help="cuda or cpu (default: cuda when available)")
-    p.add_argument("--plot_dir", default="./plots", help="where predictions.png is written")
-    p.add_argument("--mc_samples", type=int, default=0,
-                   help="average over N sampled glimpse paths (0: the deterministic policy)")
-    return p
-
-
-@friendly
-def predict_main(argv=None) -> None:
-    args = predict_parser().parse_args(argv)
-    if args.mc_samples < 0:
-        raise RamError("--mc_samples must be 0 (deterministic policy) or more")
-    from .train import pick_device
-    model = from_checkpoint(args.model_path, pick_device(args.device))
-    pred = predict(model, args.images, mc_samples=args.mc_samples)
-    for path, name, p in zip(args.images, pred.classes, pred.probabilities.tolist()):
-        print(f"{path}: {name} (probability {p:.2f})")
-    if pred.locations.shape[1] == 0:
-        print(f"no glimpse picture: {model.config.model} looks at the whole image", file=sys.stderr)
-        return
-    from .viz import draw_glimpses
-    n = 64  # a readable grid; the lines above cover every image
-    picture = draw_glimpses(pred.images[:n], pred.locations[:n], model.config.glimpse_size,
-                            model.config.num_scales, preds=pred.indices[:n],
-                            class_names=model.class_names, path=Path(args.plot_dir) / "predictions.png")
-    print(f"glimpse paths drawn in {picture}", file=sys.stderr)  # stdout: one line per image

@@ -40,9 +40,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config
-from .errors import RamError
-from .model import Output
+from ..config import Config
+from ..errors import RamError
+from .ram import Output
 
 BASELINES = ("fc64", "fc256", "conv")
 
@@ -58,7 +58,7 @@ def image_size_of(config: Config) -> int:
     if config.dataset == "folder":
         raise RamError("the fc64/fc256/conv baselines need the image size in advance; "
                        "pass --image_size for --dataset folder")
-    from .data import resolve_variant
+    from ..data import resolve_variant
     variant = resolve_variant(config)
     return 28 if variant is None else variant.image_size
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .model import Output
+from .ram import Output
 
 
 def rewards(logits: torch.Tensor, labels: torch.Tensor, reward: str = "correct") -> torch.Tensor:

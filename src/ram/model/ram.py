@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config
-from .modules import ActionNetwork, BaselineNetwork, CoreNetwork, GlimpseNetwork, LocationNetwork
+from ..config import Config
+from .networks import ActionNetwork, BaselineNetwork, CoreNetwork, GlimpseNetwork, LocationNetwork
 from .unroll import unroll
 
 
@@ -26,6 +26,15 @@ class Output(NamedTuple):
 
 
 class RecurrentAttention(nn.Module):
+    """The RAM classifier: T glimpses chosen by a Gaussian location policy, then a class.
+
+    ``model(x)`` takes images (B, C, H, W) as floats in [0, 1] and returns an ``Output``:
+    the last step's logits, the log-probabilities and baselines of the chosen locations,
+    and where every glimpse looked. Pass ``deterministic=True`` to follow the policy's mean
+    (evaluation) instead of sampling (training). ``hybrid_loss`` turns an Output into the
+    paper's training loss.
+    """
+
     def __init__(self, config: Config):
         super().__init__()
         c = config
@@ -87,9 +96,11 @@ class RecurrentAttention(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path, device="cpu") -> "RecurrentAttention":
-        """The trained model of a checkpoint, with ``.config`` and ``.class_names`` set."""
-        from .predict import from_checkpoint
-        return from_checkpoint(path, device)
+        """The trained model of a checkpoint, in eval mode, with ``.config`` and
+        ``.class_names`` set (``ram.load_model`` also loads the whole-image baselines)."""
+        from .. import checkpoint
+        model, _ = checkpoint.restore(cls, path, device)
+        return model
 
     def predict(self, images, mc_samples: int = 0):
         """Classes, probabilities and glimpse locations for tensors or image file paths."""

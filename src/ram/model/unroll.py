@@ -30,9 +30,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from .modules import CoreNetwork, GlimpseNetwork
+from .networks import CoreNetwork, GlimpseNetwork
 from .retina import Retina
 
 Choose = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

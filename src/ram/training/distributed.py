@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .errors import RamError
+from ..errors import RamError
 
 
 @dataclass(frozen=True)
