@@ -27,8 +27,8 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
-            # "from . import x" may import a submodule x
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            # "from . import x" imports the submodule x when there is one, else a name of the package
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
         else:
             continue
         found |= {t for t in targets if t in modules and t != name}

@@ -254,3 +254,26 @@ def test_presets_apply_unless_a_flag_says_otherwise():
     c = config("--dataset", "mnist")
     assert (c.reinforce_core, c.reinforce_weight, c.max_shift) == (False, 1.0, 2)
     assert config("--dataset", "mnist", "--reinforce_core").reinforce_core is True
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num_epochs", "0"], "--num_epochs 0 trains nothing"),
+    (["--num_scales", "10"], "makes patches up to 4096 pixels wide on 28x28 images"),
+    (["--glimpse_size", "64"], "makes patches up to 64 pixels wide on 28x28 images"),
+])
+def test_mistaken_flags_are_refused_in_one_line_before_any_work(tmp_path, data_dir, capsys, flags, message):
+    from ram.commands.train import main
+    with pytest.raises(SystemExit) as stop:
+        main(["--data_dir", str(data_dir), "--save_dir", str(tmp_path / "ckpt"), "--log_dir", str(tmp_path),
+              "--device", "cpu", "--no_progress", *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_save_dir_under_a_file_is_refused_before_training(tmp_path, data_dir):
+    (tmp_path / "notes.txt").write_text("not a folder")
+    with pytest.raises(RamError, match=r"notes.txt is a file, not a folder; pass another --save_dir"):
+        Trainer(small_config(tmp_path, data_dir, save_dir=str(tmp_path / "notes.txt" / "ckpt")), progress=False)
+    # the widest patch may reach twice the image, as the 100x100 preset's 96-pixel one nearly does
+    Config.for_dataset("mnist", glimpse_size=14, num_scales=3).check_glimpse_fits(28)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import RamError
 
@@ -127,7 +128,7 @@ class Config:
             (self.lr > 0, "--lr must be positive"),
             (self.policy_lr_scale > 0, "--policy_lr_scale must be positive"),
             (self.batch_size >= 1, "--batch_size must be at least 1"),
-            (self.num_epochs >= 0, "--num_epochs must be non-negative"),
+            (self.num_epochs >= 1, f"--num_epochs {self.num_epochs} trains nothing; pass at least 1"),
             (0 <= self.valid_size < 1, "--valid_size must be a fraction in [0, 1)"),
             (self.split_seed >= -1, "--split_seed must be -1 (the split follows --seed) or a seed"),
             (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
@@ -144,4 +145,28 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise RamError(message)
+        for flag in ("save_dir", "log_dir", "plot_dir"):
+            check_folder(flag, getattr(self, flag))
         return self
+
+    def check_glimpse_fits(self, image_side: int) -> None:
+        """Refuse a retina whose widest patch is over twice the image: centred anywhere on
+        the image, such a patch already covers all of it, so what it adds is zeros (and on
+        the GPU, time)."""
+        if self.model not in ("ram", "random"):  # the baselines take no glimpses
+            return
+        widest = self.glimpse_size * 2 ** (self.num_scales - 1)
+        if widest > 2 * image_side:
+            raise RamError(f"--glimpse_size {self.glimpse_size} with --num_scales {self.num_scales} makes patches "
+                           f"up to {widest} pixels wide on {image_side}x{image_side} images, where {2 * image_side} "
+                           "already covers the whole image from anywhere: use fewer scales or a smaller --glimpse_size")
+
+
+def check_folder(flag: str, folder: str) -> None:
+    """A folder to write into must be a folder, or not exist yet below one: a file on the way
+    would only fail at the first save, after an epoch of work."""
+    for p in (Path(folder), *Path(folder).parents):
+        if p.exists():
+            if not p.is_dir():
+                raise RamError(f"--{flag} {folder}: {p} is a file, not a folder; pass another --{flag}")
+            return

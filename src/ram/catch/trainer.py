@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from .. import checkpoint
 from ..config import Config
-from ..envs.catch import BatchedCatch
+from ..envs.catch import BatchedCatch, CatchRules
 from ..errors import RamError
 from ..training.loop import Run, pick_device, rng_state, setup_logging
 from ..training.optim import build_optimizer
@@ -32,6 +32,7 @@ class CatchTrainer(Run):
     def __init__(self, config: Config, resume: bool = False, progress: bool = True):
         self.config = config.validate()
         c = config
+        c.check_glimpse_fits(CatchRules.SIZE)
         if c.updates_per_epoch < 1:
             raise RamError("--updates_per_epoch must be at least 1")
         if c.entropy_weight < 0:

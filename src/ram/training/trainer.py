@@ -35,6 +35,7 @@ class Trainer(Run):
         torch.manual_seed(config.seed)
         with distributed.local_main_first(self.dist):  # one download per machine
             self.data: Data = build_data(config, self.device)
+        config.check_glimpse_fits(self.data.test_x.shape[-1])
         self.model = build_model(config).to(self.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.model)
         self.average = WeightAverage(self.model, config.ema) if config.ema else None
