@@ -40,12 +40,14 @@ LOCATIONS = torch.tensor([
 def test_glimpse_matches_naive_reference(k, g, C, H, W):
     torch.manual_seed(k)
     B = len(LOCATIONS)
-    # Integer-valued pixels keep the averages exact in float32, so equality is exact.
-    images = torch.randint(0, 256, (B, C, H, W)).float()
+    # 8-bit pixels / 255, as the data pipeline hands them to the model. The reference
+    # averages the levels exactly (float64) and divides by 255 once, so ours must equal it.
+    levels = torch.randint(0, 256, (B, C, H, W)).float()
+    images = levels / 255
     got = glimpse(images, LOCATIONS, g, k)
     assert got.shape == (B, k * C * g * g)
     for b in range(B):
-        want = naive_glimpse(images[b], LOCATIONS[b], g, k).float()
+        want = (naive_glimpse(levels[b], LOCATIONS[b], g, k) / 255).float()
         # naive output is scale-major then channel; reorder ours (scale, channel, y, x) alike
         assert torch.equal(got[b], want), f"location {LOCATIONS[b].tolist()} differs"
 
@@ -57,12 +59,22 @@ def test_glimpse_far_outside_is_zero_and_centre_sees_the_middle():
     assert torch.equal(centre, images[0, 0, 10:18, 10:18])
 
 
-def test_wide_patches_of_a_large_image_keep_float32_precision():
-    # Real-valued pixels over the 100x100 preset's scales (up to 96 pixels wide): the
-    # integral image is float64 because a float32 one would lose ~1e-4 per sum here.
+def test_wide_patches_of_a_large_image_are_exact_without_float64():
+    # The 100x100 preset's scales (up to 96 pixels wide) over the largest sums they make:
+    # an all-white image, and random levels. A float32 table would lose ~1e-4 per sum here.
     torch.manual_seed(0)
-    images = torch.rand(4, 1, 100, 100)
+    levels = torch.cat([torch.full((1, 1, 100, 100), 255.0), torch.randint(0, 256, (3, 1, 100, 100)).float()])
     locations = torch.tensor([[0.0, 0.0], [0.93, -0.41], [-1.0, 1.0], [1.3, 0.2]])
-    got = glimpse(images, locations, 12, 4)
-    want = torch.stack([naive_glimpse(images[b], locations[b], 12, 4) for b in range(4)]).float()
-    torch.testing.assert_close(got, want)
+    got = glimpse(levels / 255, locations, 12, 4)
+    want = torch.stack([naive_glimpse(levels[b], locations[b], 12, 4) / 255 for b in range(4)]).float()
+    assert torch.equal(got, want)
+    assert torch.equal(got[0].view(4, 144)[0], torch.ones(144))  # the centre of a white image reads 1
+
+
+def test_other_floats_are_read_to_the_nearest_level():
+    torch.manual_seed(1)
+    images = torch.rand(2, 1, 28, 28)
+    locations = torch.tensor([[0.1, -0.2], [0.6, 0.5]])
+    got = glimpse(images, locations, 8, 3)
+    want = torch.stack([naive_glimpse(images[b], locations[b], 8, 3) for b in range(2)]).float()
+    torch.testing.assert_close(got, want, atol=0.5 / 255, rtol=0)

@@ -14,10 +14,13 @@ made once per batch: the sum over any rectangle is +-1 times four of its entries
 costs (g+1)^2 reads per glimpse however wide its patch, where cutting the patches out
 costs (g 2^(k-1))^2 (the 96-pixel patch of the 100x100 preset: 9216 reads, against 169
 per scale). Clamping a rectangle's corners to the image intersects it with the image,
-so pixels outside add nothing. The table is float64, so the sums of float32 pixels are
-exact far below float32's resolution and the averages are those of the naive per-pixel
-loop (tests/test_retina.py). One scale is a plain crop, read from the image in a
-one-pixel zero border, onto which every coordinate outside is clamped.
+so pixels outside add nothing. The table holds int32 sums of the 8-bit pixel levels
+(round(255 x)), which are exact, and each average is one float32 division of an exact
+integer, so it is the correctly rounded mean of the patch's levels / 255
+(tests/test_retina.py): no float64, which most GPUs run at a fraction of their speed.
+The data pipeline hands the model 8-bit pixels / 255, so this reads them exactly; other
+floats in [0, 1] are read to the nearest 1/255. One scale is a plain crop, read from the
+image in a one-pixel zero border, onto which every coordinate outside is clamped.
 """
 from __future__ import annotations
 
@@ -25,6 +28,9 @@ import functools
 
 import torch
 import torch.nn.functional as F
+
+
+LEVELS = 255  # the pixels are 8-bit levels / 255
 
 
 def scale_sizes(glimpse_size: int, num_scales: int) -> list[int]:
@@ -37,7 +43,7 @@ def _constants(device: torch.device, g: int, k: int, H: int, W: int) -> tuple[to
     """Constants of the location -> table index map, made once per device and setting:
     the offsets from the location's pixel to what is read, per scale (k, n): the g pixels
     of a crop (k = 1) or the g+1 cell edges of each patch; the highest coordinates (2, 1, 1)
-    (the lowest are 0); W/2 and H/2; and 1 / each scale's cell area (k, 1, 1).
+    (the lowest are 0); W/2 and H/2; and what each scale's cell sums are divided by (k, 1, 1).
 
     Cached because building a tensor from Python numbers on a GPU is a host-to-device copy
     that waits for the device: once per setting is fine, once per glimpse is not.
@@ -48,9 +54,10 @@ def _constants(device: torch.device, g: int, k: int, H: int, W: int) -> tuple[to
         edges = torch.arange(g + 1)
         offsets = torch.stack([edges * 2**i - s // 2 for i, s in enumerate(scale_sizes(g, k))])
         highest = [W, H]
-    inverse_area = torch.tensor([4.0**-i for i in range(k)], dtype=torch.float64).view(k, 1, 1)
+    # a cell of scale i holds 4^i pixels, each LEVELS times its value
+    divisor = torch.tensor([LEVELS * 4.0**i for i in range(k)]).view(k, 1, 1)
     return tuple(t.to(device) for t in (offsets, torch.tensor(highest).view(2, 1, 1),
-                                        torch.tensor([W / 2, H / 2]), inverse_area))
+                                        torch.tensor([W / 2, H / 2]), divisor))
 
 
 class Retina:
@@ -64,11 +71,14 @@ class Retina:
         self.dtype = images.dtype
         if num_scales == 1:
             table = F.pad(images, (1, 1, 1, 1))
-        else:  # table[y, x] = the sum of the pixels above and left of (y, x)
-            table = F.pad(images.to(torch.float64).cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+        else:  # table[y, x] = the sum of the pixel levels above and left of (y, x)
+            # int32 holds the sum of up to 8.4 million levels exactly; beyond, int64 does
+            exact = torch.int32 if self.H * self.W * LEVELS < 2**31 else torch.int64
+            levels = (images * LEVELS).round_().to(exact)
+            table = F.pad(levels.cumsum(-1, dtype=exact).cumsum(-2, dtype=exact), (1, 0, 1, 0))
         self.row = table.shape[-1]
         self.table = table.reshape(self.B, self.C, -1)
-        self.offsets, self.highest, self.half_size, self.inverse_area = _constants(
+        self.offsets, self.highest, self.half_size, self.divisor = _constants(
             images.device, self.g, self.k, self.H, self.W)
 
     def glimpse(self, l: torch.Tensor) -> torch.Tensor:
@@ -83,8 +93,9 @@ class Retina:
         corners = read.view(B, C, k, g + 1, g + 1)
         sums = (corners[..., 1:, 1:] - corners[..., :-1, 1:]
                 - corners[..., 1:, :-1] + corners[..., :-1, :-1])
-        # averages, scale-major then channel, as the scales are stacked
-        return (sums * self.inverse_area).transpose(1, 2).reshape(B, -1).to(self.dtype)
+        # averages, scale-major then channel, as the scales are stacked; a patch's sum of
+        # levels is an exact float32 below 2^24, i.e. for patches of up to 65,000 pixels
+        return (sums.to(self.dtype) / self.divisor).transpose(1, 2).reshape(B, -1)
 
 
 def glimpse(images: torch.Tensor, l: torch.Tensor, glimpse_size: int, num_scales: int) -> torch.Tensor:
