@@ -49,19 +49,20 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--eval_batch_size", type=int, default=1000)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
+    p.add_argument("--bf16", action="store_true", help="the glimpse and core products in bfloat16 (ram-train --bf16)")
     p.add_argument("--autograd_loop", action="store_true",
                    help="time the plain glimpse loop differentiated by autograd (unroll.unroll_autograd) "
                         "instead of the hand-written backward, for comparison")
     args = p.parse_args()
     if args.autograd_loop:
-        ram.model.ram.unroll = unroll_autograd  # what RecurrentAttention.forward calls
+        ram.model.ram.unroll = lambda *a, bf16: unroll_autograd(*a)  # what RecurrentAttention.forward calls
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     dist = distributed.init_from_env(device.type)
     device = distributed.local_device(device, dist)
     config = Config.for_dataset(args.dataset, num_glimpses=args.num_glimpses, batch_size=args.batch_size,
-                                data_dir=args.data_dir, device=str(device))
+                                data_dir=args.data_dir, device=str(device), bf16=args.bf16)
     torch.manual_seed(0)
     data = build_data(config, device)
     model = build_model(config).to(device)
@@ -108,7 +109,7 @@ def main():
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
-        "loop": "autograd" if args.autograd_loop else "default",
+        "loop": "autograd" if args.autograd_loop else "default", "bf16": args.bf16,
         "train_images_per_s": round(train_ips), "eval_images_per_s": round(eval_ips),
     }))
     distributed.cleanup(dist)

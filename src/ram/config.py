@@ -72,6 +72,7 @@ class Config:
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
     reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical)
     mean_path_ce: float = 0.0    # with greedy: weight of a cross-entropy on the mean path, the one evaluated (0: off)
+    bf16: bool = False           # the glimpse and core networks' matrix products in bfloat16 (AVX-512 BF16 CPUs, GPUs)
     seed: int = 1
     split_seed: int = -1         # seed of the train/validation split (-1: --seed), so seeds can share a validation set
     # evaluation

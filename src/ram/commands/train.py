@@ -63,6 +63,9 @@ def train_parser() -> argparse.ArgumentParser:
     a("--mean_path_ce", type=float, default=d.mean_path_ce,
       help="with --reinforce_baseline greedy: also train the classifier by cross-entropy on that deterministic "
            "path, the one evaluation takes, with this weight (0: off; costs that path's backward pass)")
+    a("--bf16", action="store_true",
+      help="run the glimpse and core networks' matrix products in bfloat16: several times faster on CPUs "
+           "with AVX-512 BF16 and on GPUs (docs/speed.md has the accuracy check)")
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)

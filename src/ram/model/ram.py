@@ -50,7 +50,8 @@ class RecurrentAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, deterministic: bool = False) -> Output:
         choose = self._random_location if self.random_glimpses else self._policy(deterministic)
-        h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses)
+        h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
+                                       bf16=self.config.bf16)
         # The policy's score and the baseline of every step that chose a location, all at
         # once from h_t: they need nothing else from inside the loop.
         h_chose = h[:-1]

@@ -38,18 +38,24 @@ Choose = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choose: Choose,
-           num_glimpses: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           num_glimpses: int, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the glimpse loop on images x (B, C, H, W).
 
-    Returns h (T, B, hidden) with a gradient path to the glimpse and core networks, the
-    policy's raw samples (T-1, B, 2) and the locations looked at, l_0 .. l_{T-1}
-    (T, B, 2); the last two carry no gradient.
+    Returns h (T, B, hidden), in x's dtype, with a gradient path to the glimpse and core
+    networks, the policy's raw samples (T-1, B, 2) and the locations looked at,
+    l_0 .. l_{T-1} (T, B, 2); the last two carry no gradient.
+
+    ``bf16``: the matrix products of the glimpse and core networks take bfloat16 inputs
+    (accumulating in float32), everything else stays float32. On CPUs with AVX-512 BF16
+    and on recent GPUs those products run several times faster (docs/speed.md).
     """
     # Without gradients (evaluation) there is no backward pass to prepare for, and the
     # plain loop, which keeps no per-step buffers, is the faster one.
     if core.use_lstm or not torch.is_grad_enabled():
-        return unroll_autograd(x, glimpse_net, core, choose, num_glimpses)
-    return unroll_rnn(x, glimpse_net, core, choose, num_glimpses)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses)
+        return h.to(x.dtype), samples.to(x.dtype), locations.to(x.dtype)
+    return unroll_rnn(x, glimpse_net, core, choose, num_glimpses, torch.bfloat16 if bf16 else x.dtype)
 
 
 def unroll_autograd(x, glimpse_net, core, choose, num_glimpses):
@@ -63,17 +69,18 @@ def unroll_autograd(x, glimpse_net, core, choose, num_glimpses):
         hs.append(state[0])
         if t < num_glimpses - 1:  # the last location would never be looked at
             with torch.no_grad():
-                l, sample = choose(state[0])
+                l, sample = choose(state[0].to(x.dtype))
             locations.append(l)
             samples.append(sample)
     samples = torch.stack(samples) if samples else x.new_zeros(0, x.shape[0], 2)
     return torch.stack(hs), samples, torch.stack(locations)
 
 
-def unroll_rnn(x, glimpse_net, core, choose, num_glimpses):
-    """The loop for the ReLU-RNN core, with the time-batched backward of ``_RNNUnroll``."""
+def unroll_rnn(x, glimpse_net, core, choose, num_glimpses, dtype=None):
+    """The loop for the ReLU-RNN core, with the time-batched backward of ``_RNNUnroll``;
+    its matrix products take ``dtype`` inputs (default: x's)."""
     g, c = glimpse_net, core
-    return _RNNUnroll.apply(x, choose, num_glimpses, g.glimpse_size, g.num_scales,
+    return _RNNUnroll.apply(x, choose, num_glimpses, g.glimpse_size, g.num_scales, dtype or x.dtype,
                             g.fc_rho.weight, g.fc_rho.bias, g.fc_l.weight, g.fc_l.bias,
                             g.fc_g.weight, g.fc_g.bias, c.fc_h.weight, c.fc_h.bias)
 
@@ -85,24 +92,28 @@ class _RNNUnroll(torch.autograd.Function):
         u_t = [relu(W_rho rho_t + b_rho), relu(W_l l_t + b_l)]
         v_t = [h_{t-1}, relu(W_g u_t + b_g)]
         h_t = relu(W_h v_t + b_h)
-    The forward pass keeps rho, l, u, v and h for all steps as (T, B, .) buffers.
+    The forward pass keeps rho, l, u, v and h for all steps as (T, B, .) buffers, in the
+    products' dtype; the weights are cast to it once per call and their gradients back.
     """
 
     @staticmethod
-    def forward(ctx, x, choose, T, glimpse_size, num_scales, w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h):
+    def forward(ctx, x, choose, T, glimpse_size, num_scales, dtype, w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h):
         B, H, gh = x.shape[0], w_h.shape[0], w_rho.shape[0]
+        ctx.weight_dtype = w_h.dtype
+        w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h = (
+            p.to(dtype) for p in (w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h))
         retina = Retina(x, glimpse_size, num_scales)
-        rho = x.new_empty(T, B, w_rho.shape[1])
+        rho = x.new_empty(T, B, w_rho.shape[1], dtype=dtype)
         l = x.new_zeros(T, B, 2)           # l_0 is the centre
-        u = x.new_empty(T, B, 2 * gh)
-        v = x.new_empty(T, B, 2 * H)
+        u = x.new_empty(T, B, 2 * gh, dtype=dtype)
+        v = x.new_empty(T, B, 2 * H, dtype=dtype)
         v[0, :, :H] = 0                    # h_{-1}
-        h = x.new_empty(T, B, H)
+        h = x.new_empty(T, B, H, dtype=dtype)
         samples = x.new_empty(T - 1, B, 2)
         for t in range(T):
             rho[t] = retina.glimpse(l[t])
             torch.addmm(b_rho, rho[t], w_rho.t(), out=u[t, :, :gh])
-            torch.addmm(b_l, l[t], w_l.t(), out=u[t, :, gh:])
+            torch.addmm(b_l, l[t].to(dtype), w_l.t(), out=u[t, :, gh:])
             u[t].relu_()
             torch.addmm(b_g, u[t], w_g.t(), out=v[t, :, H:])
             v[t, :, H:].relu_()
@@ -113,15 +124,16 @@ class _RNNUnroll(torch.autograd.Function):
             h[t].relu_()
             if t < T - 1:
                 v[t + 1, :, :H] = h[t]
-                l[t + 1], samples[t] = choose(h[t])
+                l[t + 1], samples[t] = choose(h[t].to(x.dtype))
         ctx.save_for_backward(rho, l, u, v, h, w_g, w_h)
         ctx.mark_non_differentiable(samples, l)
-        return h, samples, l
+        return h.to(x.dtype), samples, l
 
     @staticmethod
     def backward(ctx, dh_out, _d_samples, _d_l):
         rho, l, u, v, h, w_g, w_h = ctx.saved_tensors
         T, B, H = h.shape
+        dh_out = dh_out.to(h.dtype)
         gh = u.shape[2] // 2
         # The recurrence, backwards in time: dp_t = dL/d(W_h v_t + b_h).
         dp = torch.empty_like(h)
@@ -134,11 +146,11 @@ class _RNNUnroll(torch.autograd.Function):
         dz = _relu_backward(dp @ w_h[:, H:], v[:, H:])   # through g_t = relu(z_t)
         du = _relu_backward(dz @ w_g, u)                  # through u_t = relu(.)
         da, dc = du[:, :gh], du[:, gh:]
-        return (None, None, None, None, None,
-                da.t() @ rho.view(T * B, -1), da.sum(0),
-                dc.t() @ l.view(T * B, 2), dc.sum(0),
-                dz.t() @ u, dz.sum(0),
-                dp.t() @ v, dp.sum(0))
+        grads = (da.t() @ rho.view(T * B, -1), da.sum(0),
+                 dc.t() @ l.view(T * B, 2).to(dc.dtype), dc.sum(0),
+                 dz.t() @ u, dz.sum(0),
+                 dp.t() @ v, dp.sum(0))
+        return (None,) * 6 + tuple(g.to(ctx.weight_dtype) for g in grads)
 
 
 def _relu_backward(grad: torch.Tensor, output: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
