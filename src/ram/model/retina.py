@@ -78,7 +78,9 @@ class Retina:
             table = F.pad(levels.cumsum(-1, dtype=exact).cumsum(-2, dtype=exact), (1, 0, 1, 0))
         self.row = table.shape[-1]
         self.table = table.reshape(self.B, self.C, -1)
-        self.offsets, self.highest, self.half_size, self.divisor = _constants(
+        # torch.compile bakes the constants into its graph; the cache is for eager mode
+        constants = _constants.__wrapped__ if torch.compiler.is_compiling() else _constants
+        self.offsets, self.highest, self.half_size, self.divisor = constants(
             images.device, self.g, self.k, self.H, self.W)
 
     def glimpse(self, l: torch.Tensor) -> torch.Tensor:

@@ -50,8 +50,9 @@ def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choo
     and on recent GPUs those products run several times faster (docs/speed.md).
     """
     # Without gradients (evaluation) there is no backward pass to prepare for, and the
-    # plain loop, which keeps no per-step buffers, is the faster one.
-    if core.use_lstm or not torch.is_grad_enabled():
+    # plain loop, which keeps no per-step buffers, is the faster one. Under torch.compile
+    # (--compile) the compiler writes the plain loop's backward itself, fused.
+    if core.use_lstm or not torch.is_grad_enabled() or torch.compiler.is_compiling():
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses)
         return h.to(x.dtype), samples.to(x.dtype), locations.to(x.dtype)
