@@ -115,6 +115,25 @@ def test_greedy_baseline_reinforces_a_sampled_path_by_how_it_beats_the_mean_path
     assert torch.allclose(terms["reinforce"], -(out.log_pi * (p(out.logits) - p(greedy))[:, None]).sum(1).mean())
 
 
+def test_leave_one_out_baseline_is_the_mean_reward_of_the_images_other_paths():
+    """--paths K --reinforce_baseline leave_one_out: each sampled path's advantage is its
+    reward minus the mean reward of the same image's K - 1 other paths."""
+    torch.manual_seed(0)
+    K, B = 3, 8
+    model = RecurrentAttention(Config(num_glimpses=4, hidden_size=32, glimpse_hidden=16))
+    x, y = torch.rand(B, 1, 28, 28), torch.randint(0, 10, (B,))
+    out = model(x.repeat(K, 1, 1, 1))
+    labels = y.repeat(K)
+    _, terms = hybrid_loss(out, labels, reward="probability", paths=K)
+    R = out.logits.detach().softmax(1)[torch.arange(K * B), labels].view(K, B)
+    others = torch.stack([(R.sum(0) - R[k]) / (K - 1) for k in range(K)])  # written out path by path
+    advantage = (R - others).reshape(-1, 1)
+    assert torch.allclose(terms["reinforce"], -(out.log_pi * advantage).sum(1).mean())
+    assert torch.allclose(advantage.view(K, B).sum(0), torch.zeros(B), atol=1e-6)  # centred per image
+    with pytest.raises(RamError, match="leave_one_out and --paths K"):
+        Config(paths=2).validate()
+
+
 def test_mean_path_cross_entropy_trains_the_classifier_on_the_evaluated_path(setup):
     """--mean_path_ce W adds W * CE(mean path) and nothing else: the mean path's logits
     still only give REINFORCE its baseline reward, and its cross-entropy reaches the same

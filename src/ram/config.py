@@ -70,8 +70,10 @@ class Config:
     reinforce_weight: float = 1.0  # with reinforce_core: how strongly REINFORCE shapes the core against cross-entropy
     ema: float = 0.0             # decay of the weight average that is evaluated and saved (0: off)
     reward: str = "correct"      # REINFORCE's reward: correct (1 or 0, the paper's) | probability (of the true class)
-    reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical)
+    reinforce_baseline: str = "learned"  # learned (b_t, the paper's) | greedy (the mean path's reward: self-critical) | leave_one_out (with paths > 1)
+    paths: int = 1               # sampled glimpse paths per training image (leave_one_out needs 2 or more)
     mean_path_ce: float = 0.0    # with greedy: weight of a cross-entropy on the mean path, the one evaluated (0: off)
+    compile: bool = False        # the forward pass and loss under torch.compile (CUDA: also a CUDA graph)
     bf16: bool = False           # the glimpse and core networks' matrix products in bfloat16 (AVX-512 BF16 CPUs, GPUs)
     seed: int = 1
     split_seed: int = -1         # seed of the train/validation split (-1: --seed), so seeds can share a validation set
@@ -135,7 +137,12 @@ class Config:
             (self.train_size >= 0, "--train_size must be 0 (all) or a number of images"),
             (0 <= self.ema < 1, "--ema must be a decay in [0, 1), e.g. 0.999 (0: off)"),
             (self.reward in ("correct", "probability"), "--reward must be correct or probability"),
-            (self.reinforce_baseline in ("learned", "greedy"), "--reinforce_baseline must be learned or greedy"),
+            (self.reinforce_baseline in ("learned", "greedy", "leave_one_out"),
+             "--reinforce_baseline must be learned, greedy or leave_one_out"),
+            (self.paths >= 1, "--paths must be at least 1"),
+            ((self.paths > 1) == (self.reinforce_baseline == "leave_one_out"),
+             "--reinforce_baseline leave_one_out and --paths K (K >= 2) go together: it is the mean reward "
+             "of an image's other sampled paths"),
             (self.mean_path_ce >= 0, "--mean_path_ce must be 0 (off) or a positive weight"),
             (not self.mean_path_ce or self.reinforce_baseline == "greedy",
              "--mean_path_ce trains the mean path that --reinforce_baseline greedy runs: add that flag"),

@@ -57,12 +57,17 @@ def train_parser() -> argparse.ArgumentParser:
       help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)")
     a("--reward", default=d.reward, choices=["correct", "probability"],
       help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
-    a("--reinforce_baseline", default=d.reinforce_baseline, choices=["learned", "greedy"],
-      help="what REINFORCE's advantage subtracts from the reward: b_t (the paper's) or the reward of the "
-           "deterministic path on the same image (self-critical; one more forward pass per step)")
+    a("--reinforce_baseline", default=d.reinforce_baseline, choices=["learned", "greedy", "leave_one_out"],
+      help="what REINFORCE's advantage subtracts from the reward: b_t (the paper's), the reward of the "
+           "deterministic path on the same image (self-critical; one more forward pass per step), or the mean "
+           "reward of the image's other sampled paths (with --paths K)")
+    a("--paths", type=int, default=d.paths,
+      help="sampled glimpse paths per training image, each trained (with --reinforce_baseline leave_one_out)")
     a("--mean_path_ce", type=float, default=d.mean_path_ce,
       help="with --reinforce_baseline greedy: also train the classifier by cross-entropy on that deterministic "
            "path, the one evaluation takes, with this weight (0: off; costs that path's backward pass)")
+    a("--compile", action="store_true",
+      help="compile the forward pass and loss with torch.compile (on CUDA also into a CUDA graph)")
     a("--bf16", action="store_true",
       help="run the glimpse and core networks' matrix products in bfloat16: several times faster on CPUs "
            "with AVX-512 BF16 and on GPUs (docs/speed.md has the accuracy check)")

@@ -36,8 +36,14 @@ def rewards(logits: torch.Tensor, labels: torch.Tensor, reward: str = "correct")
 
 def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0,
                 reward: str = "correct", greedy_logits: torch.Tensor | None = None,
-                mean_path_ce: float = 0.0):
+                mean_path_ce: float = 0.0, paths: int = 1):
     """Returns (total loss, dict of detached per-term tensors for logging).
+
+    ``paths``: K > 1 when ``out`` holds K sampled glimpse paths of each image, path-major
+    (row k * B + i is path k of image i; ``labels`` repeated alike). REINFORCE's baseline
+    for each path is then the mean reward of the image's other K - 1 paths (leave-one-out:
+    Kool et al. 2019, "Buy 4 REINFORCE samples, get a baseline for free"), unbiased
+    because those paths were drawn independently of it.
 
     ``greedy_logits``: the deterministic policy's logits for the same images; when given,
     their reward is the baseline in REINFORCE's advantage instead of b_t.
@@ -49,7 +55,13 @@ def hybrid_loss(out: Output, labels: torch.Tensor, reinforce_weight: float = 1.0
     R = correct if reward == "correct" else rewards(out.logits, labels, reward)
     reward_t = R[:, None].expand_as(out.baselines)
     if out.baselines.shape[1]:
-        b = out.baselines.detach() if greedy_logits is None else rewards(greedy_logits, labels, reward)[:, None]
+        if paths > 1:
+            per_image = R.view(paths, -1)
+            b = ((per_image.sum(0) - per_image) / (paths - 1)).reshape(-1, 1)
+        elif greedy_logits is not None:
+            b = rewards(greedy_logits, labels, reward)[:, None]
+        else:
+            b = out.baselines.detach()
         advantage = reward_t - b
         reinforce = -(out.log_pi * advantage).sum(1).mean()
         baseline = F.mse_loss(out.baselines, reward_t)

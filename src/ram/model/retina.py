@@ -49,15 +49,15 @@ def _constants(device: torch.device, g: int, k: int, H: int, W: int) -> tuple[to
     that waits for the device: once per setting is fine, once per glimpse is not.
     """
     if k == 1:  # the table is the image in a zero border: pixel x is at x + 1, 0 <= x + 1 <= W + 1
-        offsets, highest = torch.arange(g).view(1, g) - g // 2 + 1, [W + 1, H + 1]
+        offsets, highest = torch.arange(g, device=device).view(1, g) - g // 2 + 1, [W + 1, H + 1]
     else:
-        edges = torch.arange(g + 1)
+        edges = torch.arange(g + 1, device=device)
         offsets = torch.stack([edges * 2**i - s // 2 for i, s in enumerate(scale_sizes(g, k))])
         highest = [W, H]
     # a cell of scale i holds 4^i pixels, each LEVELS times its value
-    divisor = torch.tensor([LEVELS * 4.0**i for i in range(k)]).view(k, 1, 1)
-    return tuple(t.to(device) for t in (offsets, torch.tensor(highest).view(2, 1, 1),
-                                        torch.tensor([W / 2, H / 2]), divisor))
+    divisor = torch.tensor([LEVELS * 4.0**i for i in range(k)], device=device).view(k, 1, 1)
+    return (offsets, torch.tensor(highest, device=device).view(2, 1, 1),
+            torch.tensor([W / 2, H / 2], device=device), divisor)
 
 
 class Retina:

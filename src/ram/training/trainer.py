@@ -19,11 +19,19 @@ from .loop import Run, epoch_generator, pick_device, rng_state, setup_logging
 from .optim import WeightAverage, build_optimizer, set_policy_std
 
 LOG_EVERY = 50  # steps between reads of the metrics back to the host
+TERMS = ("loss", "ce", "reinforce", "baseline", "acc")
 
 
 def run_name(config: Config) -> str:
     """Stem of a run's files: the dataset, plus the model when it is not the RAM."""
     return config.dataset if config.model == "ram" else f"{config.dataset}_{config.model}"
+
+
+def compile_step(loss_fn, device: torch.device):
+    """--compile: the forward pass and the loss as one graph, whose backward the compiler
+    derives; on CUDA also captured as a CUDA graph, since at batch 128 the step is bound by
+    the launches of its many small kernels, not by arithmetic."""
+    return torch.compile(loss_fn, fullgraph=True, mode="reduce-overhead" if device.type == "cuda" else None)
 
 
 class Trainer(Run):
@@ -54,6 +62,7 @@ class Trainer(Run):
         # The module the training step calls: DDP under torchrun, else the model itself.
         # Evaluation and checkpoints use self.model, which shares its parameters.
         self.net = distributed.wrap(self.model, self.dist)
+        self.loss = compile_step(self._loss, self.device) if config.compile else self._loss
 
     # --- checkpoints -------------------------------------------------------------
     @property
@@ -80,6 +89,30 @@ class Trainer(Run):
         }
 
     # --- the loop ----------------------------------------------------------------
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The hybrid loss of one batch (what --compile compiles)."""
+        c = self.config
+        greedy = None
+        if c.reinforce_baseline == "greedy":
+            # The mean path draws no noise, so the RNG stream is untouched. It runs on the
+            # unwrapped model: DDP allows one forward per backward, and autograd sums both
+            # paths' gradients before DDP's hooks see them.
+            with torch.set_grad_enabled(c.mean_path_ce > 0):
+                greedy = self.model(x, deterministic=True).logits
+        if c.paths > 1:  # K sampled paths per image, path-major: row k * B + i is path k of image i
+            x, y = x.repeat(c.paths, 1, 1, 1), y.repeat(c.paths)
+        return hybrid_loss(self.net(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce, c.paths)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One update on a batch; returns the logged terms (TERMS) without reading them back."""
+        loss, terms = self.loss(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.average:
+            self.average.update()
+        return torch.stack([terms[k] for k in TERMS])
+
     def train_epoch(self) -> dict:
         c, model, world = self.config, self.net, self.dist.world_size
         model.train()
@@ -87,25 +120,12 @@ class Trainer(Run):
         distributed.seed_epoch(c.seed, self.epoch, self.dist)  # own exploration noise per rank
         gen = epoch_generator(c, self.epoch, self.device)  # same on all ranks: disjoint shards
         steps = self.data.steps_per_epoch(c.batch_size, world)
-        sums = torch.zeros(5, device=self.device)  # loss, ce, reinforce, baseline, acc
+        sums = torch.zeros(len(TERMS), device=self.device)
         bar = tqdm(self.data.train_batches(c.batch_size, gen, self.dist.rank, world), total=steps, leave=False,
                    desc=f"epoch {self.epoch + 1}/{c.num_epochs}", disable=not self.progress)
         start = time.perf_counter()
         for step, (x, y) in enumerate(bar, 1):
-            greedy = None
-            if c.reinforce_baseline == "greedy":
-                # The mean path draws no noise, so the RNG stream is untouched. It runs on the
-                # unwrapped model: DDP allows one forward per backward, and autograd sums both
-                # paths' gradients before DDP's hooks see them.
-                with torch.set_grad_enabled(c.mean_path_ce > 0):
-                    greedy = self.model(x, deterministic=True).logits
-            loss, terms = hybrid_loss(model(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            if self.average:
-                self.average.update()
-            sums += torch.stack([terms[k] for k in ("loss", "ce", "reinforce", "baseline", "acc")])
+            sums += self.train_step(x, y)
             if step % LOG_EVERY == 0 or step == steps:
                 s = (sums / step).tolist()
                 bar.set_postfix(loss=f"{s[0]:.3f}", acc=f"{s[4]:.3f}",
