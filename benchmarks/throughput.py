@@ -30,6 +30,7 @@ from ram.config import Config  # noqa: E402
 from ram.data import build_data, to_float  # noqa: E402
 from ram.model import build_model, hybrid_loss  # noqa: E402
 from ram.training import build_optimizer, epoch_generator, pick_device  # noqa: E402
+from ram.training.trainer import compile_step  # noqa: E402
 from ram.model.unroll import unroll_autograd  # noqa: E402
 
 
@@ -49,6 +50,8 @@ def main():
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--eval_batch_size", type=int, default=1000)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
+    p.add_argument("--compile", action="store_true",
+                   help="the forward pass and loss under torch.compile, as ram-train --compile (warm-up compiles)")
     p.add_argument("--bf16", action="store_true", help="the glimpse and core products in bfloat16 (ram-train --bf16)")
     p.add_argument("--autograd_loop", action="store_true",
                    help="time the plain glimpse loop differentiated by autograd (unroll.unroll_autograd) "
@@ -62,7 +65,8 @@ def main():
     dist = distributed.init_from_env(device.type)
     device = distributed.local_device(device, dist)
     config = Config.for_dataset(args.dataset, num_glimpses=args.num_glimpses, batch_size=args.batch_size,
-                                data_dir=args.data_dir, device=str(device), bf16=args.bf16)
+                                data_dir=args.data_dir, device=str(device),
+                                precision="bf16" if args.bf16 else "fp32")
     torch.manual_seed(0)
     data = build_data(config, device)
     model = build_model(config).to(device)
@@ -76,13 +80,18 @@ def main():
                                           dist.rank, dist.world_size)
             epoch += 1
 
+    def loss_fn(x, y):
+        return hybrid_loss(net(x), y, config.reinforce_weight, config.reward)[0]
+
+    if args.compile:
+        loss_fn = compile_step(loss_fn, device)
     stream = batches()
     for i in range(args.warmup + args.steps):
         if i == args.warmup:
             sync(device)
             start = time.perf_counter()
         x, y = next(stream)
-        loss, _ = hybrid_loss(net(x), y, config.reinforce_weight, config.reward)
+        loss = loss_fn(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -109,7 +118,7 @@ def main():
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
-        "loop": "autograd" if args.autograd_loop else "default", "bf16": args.bf16,
+        "loop": "autograd" if args.autograd_loop else "default", "bf16": args.bf16, "compile": args.compile,
         "train_images_per_s": round(train_ips), "eval_images_per_s": round(eval_ips),
     }))
     distributed.cleanup(dist)

@@ -54,7 +54,7 @@ def test_strict_device_catches_a_tensor_made_without_device_and_a_sync(monkeypat
 
 @pytest.mark.parametrize("flags", [
     {},
-    {"bf16": True},
+    {"precision": "bf16"},
     {"reinforce_baseline": "greedy", "mean_path_ce": 1.0, "reward": "probability", "ema": 0.99},
     {"reinforce_baseline": "leave_one_out", "paths": 3, "reward": "probability"},
     {"dataset": "cluttered60", "image_size": 40, "num_clutter": 2},
@@ -101,7 +101,7 @@ def test_compiled_step_is_one_graph_and_equals_eager(tmp_path, data_dir):
     break) and computes what eager mode does. The compiled loop draws its own random
     numbers, so the comparison is on the deterministic policy."""
     torch.manual_seed(0)
-    model = RecurrentAttention(Config(num_glimpses=3, hidden_size=32, glimpse_hidden=16, num_scales=2))
+    model = RecurrentAttention(Config(num_glimpses=3, hidden_size=32, glimpse_hidden=16, num_scales=2, precision="fp32"))
     x = torch.randint(0, 256, (16, 1, 28, 28)).float() / 255
     y = torch.randint(0, 10, (16,))
 

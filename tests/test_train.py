@@ -277,3 +277,12 @@ def test_a_save_dir_under_a_file_is_refused_before_training(tmp_path, data_dir):
         Trainer(small_config(tmp_path, data_dir, save_dir=str(tmp_path / "notes.txt" / "ckpt")), progress=False)
     # the widest patch may reach twice the image, as the 100x100 preset's 96-pixel one nearly does
     Config.for_dataset("mnist", glimpse_size=14, num_scales=3).check_glimpse_fits(28)
+
+
+def test_precision_auto_is_resolved_and_recorded_and_old_checkpoints_read_as_float32(tmp_path, data_dir):
+    from ram.model.unroll import native_bf16
+    trainer = Trainer(small_config(tmp_path, data_dir, precision="auto", train_size=64, batch_size=32,
+                                   num_epochs=1), progress=False)
+    assert trainer.config.precision == ("bf16" if native_bf16("cpu") else "fp32")
+    old = {k: v for k, v in Config().to_dict().items() if k != "precision"}
+    assert Config.from_dict(old).precision == "fp32"

@@ -104,7 +104,7 @@ def test_bf16_products_give_float32_states_and_gradients_close_to_float32():
 
 
 def test_bf16_evaluation_runs_the_plain_loop_under_autocast():
-    model = _model(num_glimpses=3, hidden_size=32, glimpse_hidden=16, bf16=True)
+    model = _model(num_glimpses=3, hidden_size=32, glimpse_hidden=16, precision="bf16")
     with torch.no_grad():
         out = model(torch.rand(5, 1, 28, 28), deterministic=True)
     assert out.logits.dtype == torch.float32 and out.locations.dtype == torch.float32

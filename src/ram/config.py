@@ -74,7 +74,7 @@ class Config:
     paths: int = 1               # sampled glimpse paths per training image (leave_one_out needs 2 or more)
     mean_path_ce: float = 0.0    # with greedy: weight of a cross-entropy on the mean path, the one evaluated (0: off)
     compile: bool = False        # the forward pass and loss under torch.compile (CUDA: also a CUDA graph)
-    bf16: bool = False           # the glimpse and core networks' matrix products in bfloat16 (AVX-512 BF16 CPUs, GPUs)
+    precision: str = "auto"      # of the glimpse and core products: bf16 | fp32 | auto (bf16 where the hardware runs it natively)
     seed: int = 1
     split_seed: int = -1         # seed of the train/validation split (-1: --seed), so seeds can share a validation set
     # evaluation
@@ -113,6 +113,7 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
         names = {f.name for f in dataclasses.fields(cls)}
+        d = {"precision": "fp32", **d}  # checkpoints from before --precision trained in float32
         unknown = set(d) - names
         if unknown:
             raise RamError(f"checkpoint config has unknown keys {sorted(unknown)}; "
@@ -140,6 +141,7 @@ class Config:
             (self.reinforce_baseline in ("learned", "greedy", "leave_one_out"),
              "--reinforce_baseline must be learned, greedy or leave_one_out"),
             (self.paths >= 1, "--paths must be at least 1"),
+            (self.precision in ("auto", "bf16", "fp32"), "--precision must be auto, bf16 or fp32"),
             ((self.paths > 1) == (self.reinforce_baseline == "leave_one_out"),
              "--reinforce_baseline leave_one_out and --paths K (K >= 2) go together: it is the mean reward "
              "of an image's other sampled paths"),

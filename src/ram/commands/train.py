@@ -68,9 +68,10 @@ def train_parser() -> argparse.ArgumentParser:
            "path, the one evaluation takes, with this weight (0: off; costs that path's backward pass)")
     a("--compile", action="store_true",
       help="compile the forward pass and loss with torch.compile (on CUDA also into a CUDA graph)")
-    a("--bf16", action="store_true",
-      help="run the glimpse and core networks' matrix products in bfloat16: several times faster on CPUs "
-           "with AVX-512 BF16 and on GPUs (docs/speed.md has the accuracy check)")
+    a("--precision", default=d.precision, choices=["auto", "bf16", "fp32"],
+      help="of the glimpse and core networks' matrix products: bf16 is several times faster on CPUs with "
+           "AVX-512 BF16 or AMX and on GPUs (docs/speed.md has the accuracy check); auto takes bf16 where the "
+           "hardware runs it natively, else fp32, and the checkpoint records which"),
     a("--valid_size", type=float, default=d.valid_size, help="fraction of the training set held out for model selection (0: none; the last epoch is the model)")
     a("--train_size", type=int, default=d.train_size, help="use only N training images (0: all), for quick runs")
     a("--seed", type=int, default=d.seed)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from .networks import ActionNetwork, BaselineNetwork, CoreNetwork, GlimpseNetwork, LocationNetwork
-from .unroll import unroll
+from .unroll import unroll, uses_bf16
 
 
 class Output(NamedTuple):
@@ -51,7 +51,7 @@ class RecurrentAttention(nn.Module):
     def forward(self, x: torch.Tensor, deterministic: bool = False) -> Output:
         choose = self._random_location if self.random_glimpses else self._policy(deterministic)
         h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
-                                       bf16=self.config.bf16)
+                                       bf16=uses_bf16(self.config.precision, x.device))
         # The policy's score and the baseline of every step that chose a location, all at
         # once from h_t: they need nothing else from inside the loop.
         h_chose = h[:-1]

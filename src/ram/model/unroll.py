@@ -27,6 +27,7 @@ Two implementations of the same recurrence:
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -35,6 +36,22 @@ from .networks import CoreNetwork, GlimpseNetwork
 from .retina import Retina
 
 Choose = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether --precision (bf16 | fp32 | auto) means bfloat16 products on this device."""
+    return precision == "bf16" or (precision == "auto" and native_bf16(device.type))
+
+
+@functools.lru_cache(maxsize=None)
+def native_bf16(device_type: str) -> bool:
+    """Whether the device multiplies bfloat16 natively (AVX-512 BF16 or AMX on a CPU, a
+    bfloat16-capable GPU), so that --precision auto gains speed rather than losing it."""
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return False
 
 
 def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choose: Choose,

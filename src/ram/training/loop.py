@@ -71,7 +71,7 @@ class Run:
     """
 
     # Where files go and how long to train may change on --resume; nothing else may.
-    RESUMABLE = ("num_epochs", "device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples", "compile", "bf16")
+    RESUMABLE = ("num_epochs", "device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples", "compile", "precision")
 
     @property
     def save_dir(self) -> Path:

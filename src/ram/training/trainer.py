@@ -14,6 +14,7 @@ from . import distributed
 from ..config import Config
 from ..data import Data, build_data
 from ..model import build_model, hybrid_loss
+from ..model.unroll import uses_bf16
 from .evaluation import evaluate
 from .loop import Run, epoch_generator, pick_device, rng_state, setup_logging
 from .optim import WeightAverage, build_optimizer, set_policy_std
@@ -38,6 +39,8 @@ class Trainer(Run):
     def __init__(self, config: Config, resume: bool = False, progress: bool = True):
         self.config = config.validate()
         device = pick_device(config.device)
+        if config.precision == "auto":  # the checkpoint records what ran
+            config.precision = "bf16" if uses_bf16("auto", device) else "fp32"
         self.dist = distributed.init_from_env(device.type)  # single process unless under torchrun
         self.device = distributed.local_device(device, self.dist)
         torch.manual_seed(config.seed)
