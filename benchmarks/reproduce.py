@@ -12,7 +12,7 @@ in ``runs/repro/<table>/<row>/``), takes the checkpoint chosen on the validation
 (``*_best.pth``), measures its validation and test error (deterministic policy), and
 writes ``results/<table>/<row>.json`` with the config, seed, commit, machine, epochs and
 wall time. Then the markdown comparison table is rebuilt from every JSON file in
-``results/`` and written into README.md between the markers
+``results/`` and written into docs/experiments.md between the markers
 ``<!-- results:start -->`` and ``<!-- results:end -->``.
 
 Runs shorter than the table's full length are labelled "shortened run" in the table:
@@ -362,7 +362,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--table_only", action="store_true", help="only rebuild the markdown table from results/")
     p.add_argument("--results_dir", default=str(ROOT / "results"))
     p.add_argument("--runs_dir", default=str(ROOT / "runs" / "repro"))
-    p.add_argument("--readme", default=str(ROOT / "README.md"))
+    p.add_argument("--readme", default=str(ROOT / "docs" / "experiments.md"),
+                   help="the page whose results markers receive the full table")
     args = p.parse_args(argv)
     if not args.table_only and not args.table:
         p.error("pass --table (one of " + ", ".join(TABLES) + ") or --table_only")
