@@ -28,8 +28,9 @@ def train_parser() -> argparse.ArgumentParser:
     a("--use_lstm", action="store_true", help="LSTM core instead of the ReLU RNN")
     a("--std", type=float, default=None,
       help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, translated and cluttered, else {d.std})")
-    a("--std_final", type=float, default=d.std_final,
-      help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std)")
+    a("--std_final", type=float, default=None,
+      help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std; "
+           "preset: 0.1 for mnist)")
     a("--location_hidden", type=int, default=d.location_hidden,
       help="hidden units of the location network (0: Linear(h_t), as in the paper)")
     a("--reinforce_core", action=argparse.BooleanOptionalAction, default=None,
@@ -40,7 +41,10 @@ def train_parser() -> argparse.ArgumentParser:
     a("--clutter_size", type=int, default=d.clutter_size)
     a("--max_shift", type=int, default=None,
       help=f"augmentation: shift each training image by up to N pixels (preset: 2 for mnist, else {d.max_shift}: off)")
-    a("--num_epochs", type=int, default=d.num_epochs)
+    a("--num_epochs", type=int, default=None, help=f"(preset: 200 for mnist, else {d.num_epochs})")
+    a("--recipe", default="default", choices=["default", "paper"],
+      help="default: this project's best training for the dataset; paper: the paper's plain one "
+           "(0/1 reward, learned baseline, no weight average), with the same glimpse settings")
     a("--batch_size", type=int, default=d.batch_size)
     a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])
     a("--lr", type=float, default=None, help=f"learning rate (default: {d.lr}, tuned for --batch_size {d.batch_size})")
@@ -53,17 +57,18 @@ def train_parser() -> argparse.ArgumentParser:
       help=f"weight of the REINFORCE term (preset: 0.1 for translated and cluttered, else {d.reinforce_weight}); "
            "Adam makes the location network's steps independent of it, so in effect it scales how much "
            "REINFORCE shapes the core with --reinforce_core")
-    a("--ema", type=float, default=d.ema,
-      help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 (0: off)")
-    a("--reward", default=d.reward, choices=["correct", "probability"],
+    a("--ema", type=float, default=None,
+      help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 "
+           "(0: off; preset: 0.9998 for mnist)")
+    a("--reward", default=None, choices=["correct", "probability"],
       help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
-    a("--reinforce_baseline", default=d.reinforce_baseline, choices=["learned", "greedy", "leave_one_out"],
+    a("--reinforce_baseline", default=None, choices=["learned", "greedy", "leave_one_out"],
       help="what REINFORCE's advantage subtracts from the reward: b_t (the paper's), the reward of the "
            "deterministic path on the same image (self-critical; one more forward pass per step), or the mean "
            "reward of the image's other sampled paths (with --paths K)")
     a("--paths", type=int, default=d.paths,
       help="sampled glimpse paths per training image, each trained (with --reinforce_baseline leave_one_out)")
-    a("--mean_path_ce", type=float, default=d.mean_path_ce,
+    a("--mean_path_ce", type=float, default=None,
       help="with --reinforce_baseline greedy: also train the classifier by cross-entropy on that deterministic "
            "path, the one evaluation takes, with this weight (0: off; costs that path's backward pass)")
     a("--compile", action="store_true",
