@@ -29,5 +29,5 @@ done
 # Time to accuracy: ram-train's MNIST recipe, one seed, capped at four minutes of training.
 timeout 300 $py benchmarks/time_to_accuracy.py --seeds 1 --target 1.2 --name mnist_gpu \
     --out "$out/tta_mnist_gpu.json" --plot "$out/tta_mnist_gpu.png" --note "H100/H200, nothing else running" \
-    -- --dataset mnist --device cuda --compile --bf16 --num_epochs 200 \
+    -- --dataset mnist --device cuda --compile --num_epochs 200 \
     2>&1 | tail -n 40 || echo "time to accuracy: failed or timed out" | tee -a "$out/errors.txt"

@@ -117,3 +117,20 @@ def test_compiled_step_is_one_graph_and_equals_eager(tmp_path, data_dir):
     torch.testing.assert_close(compiled, eager)
     for p, g in zip(model.parameters(), eager_grads):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_the_device_check_script_passes_only_flags_that_exist():
+    """The GPU script runs once in a while, on a machine of its own: a renamed flag would
+    cost that whole call. Every ram-train flag list after ``--`` in it must parse."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from ram.commands.train import config_from_args, train_parser
+
+    script = (Path(__file__).resolve().parents[1] / "benchmarks" / "device_check.sh").read_text()
+    recipes = re.findall(r"^\s*-- (--dataset[^\\\n]*)", script, flags=re.M)
+    assert recipes, "device_check.sh trains no recipe"
+    for flags in recipes:
+        config = config_from_args(train_parser().parse_args(shlex.split(flags)))
+        assert config.device == "cuda"

@@ -6,12 +6,41 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint
+from .. import checkpoint, pretrained
 from ..config import Config
 from ..data import build_data, to_float
 from ..errors import RamError, friendly
 from ..model import load_model
 from ..training import evaluate, pick_device
+from ..training.evaluation import count_correct
+
+
+def model_path(args: argparse.Namespace):
+    """--model_path, or the file of --pretrained NAME: exactly one of the two."""
+    if bool(args.model_path) == bool(args.pretrained):
+        raise RamError("pass a checkpoint with --model_path PATH or a shipped model with --pretrained NAME "
+                       f"(one of: {', '.join(pretrained.names()) or 'none'})")
+    return args.model_path or pretrained.path(args.pretrained)
+
+
+def measure(file, device="cpu") -> dict:
+    """The test figure of a checkpoint, measured as a shipped model's was: float32 (its
+    config says so), the deterministic policy, the full test set (Catch: the 1,000 seeded
+    games). ``scripts/package_pretrained.py`` records it in the file; the tests check it."""
+    ckpt = checkpoint.load(file, map_location=device)
+    if checkpoint.config_of(ckpt, file).dataset == "catch":
+        from ..catch.play import TEST_GAMES, TEST_SEED, load_agent, play, seeded_env
+        agent, _, _ = load_agent(file, device)
+        caught = int((play(agent, seeded_env(TEST_GAMES, TEST_SEED, device)).reward == 1).sum())
+        return {"metric": "catch_rate_percent", "value": round(100 * caught / TEST_GAMES, 2),
+                "count": caught, "of": TEST_GAMES}
+    model, config, _ = load_model(file, device, ckpt)
+    data = build_data(config, device)
+    with torch.no_grad():
+        correct = int(count_correct(model, data.test_x, data.test_y).item())
+    n = len(data.test_y)
+    return {"metric": "test_error_percent", "value": round(100 * (1 - correct / n), 2),
+            "count": n - correct, "of": n}
 
 
 def draw_pictures(model, config: Config, x: torch.Tensor, y: torch.Tensor, class_names, plot_dir: Path,
@@ -35,6 +64,11 @@ def draw_pictures(model, config: Config, x: torch.Tensor, y: torch.Tensor, class
 
 def run_evaluation(args: argparse.Namespace) -> dict:
     device = pick_device(args.device)
+    args.model_path = model_path(args)
+    if args.pretrained:
+        shipped = pretrained.recorded(args.pretrained)
+        print(f"pretrained {args.pretrained!r}: seed {shipped['seed']}, epoch {shipped['epoch']}, "
+              f"recorded {pretrained.describe(shipped['test'])}; made by: {shipped['made_by']}")
     ckpt = checkpoint.load(args.model_path, map_location=device)
     if "catch" in (args.dataset, checkpoint.config_of(ckpt, args.model_path).dataset):
         from ..catch import evaluate_catch  # a game-playing agent, not a classifier
@@ -73,7 +107,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ram-evaluate", description="Test a trained model and draw its glimpses.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
-    a("--model_path", required=True)
+    a("--model_path", default=None, help="a checkpoint written by ram-train")
+    a("--pretrained", default=None, metavar="NAME", help="a model that ships with the package, e.g. mnist")
     a("--dataset", default=None, help="must match the checkpoint's (checked)")
     a("--data_dir", default=None, help="default: the one recorded in the checkpoint")
     a("--device", default="")

@@ -1,4 +1,4 @@
-"""``ram-predict IMAGE... --model_path PATH``: classify image files with a trained model
+"""``ram-predict IMAGE... --model_path PATH`` (or ``--pretrained NAME``): classify image files with a trained model
 and draw where it looked."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import RamError, friendly
 from ..model import load_model, predict
 from ..training import pick_device
+from .evaluate import model_path
 
 
 def predict_parser() -> argparse.ArgumentParser:
@@ -16,7 +17,8 @@ def predict_parser() -> argparse.ArgumentParser:
                                 "and draw where it looked.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="png/jpg/bmp files")
-    p.add_argument("--model_path", required=True, help="a checkpoint written by ram-train")
+    p.add_argument("--model_path", default=None, help="a checkpoint written by ram-train")
+    p.add_argument("--pretrained", default=None, metavar="NAME", help="a model that ships with the package, e.g. mnist")
     p.add_argument("--device", default="", help="cuda or cpu (default: cuda when available)")
     p.add_argument("--plot_dir", default="./plots", help="where predictions.png is written")
     p.add_argument("--mc_samples", type=int, default=0,
@@ -29,7 +31,7 @@ def main(argv=None) -> None:
     args = predict_parser().parse_args(argv)
     if args.mc_samples < 0:
         raise RamError("--mc_samples must be 0 (deterministic policy) or more")
-    model, _, _ = load_model(args.model_path, pick_device(args.device))
+    model, _, _ = load_model(model_path(args), pick_device(args.device))
     pred = predict(model, args.images, mc_samples=args.mc_samples)
     for path, name, p in zip(args.images, pred.classes, pred.probabilities.tolist()):
         print(f"{path}: {name} (probability {p:.2f})")

@@ -103,6 +103,12 @@ class RecurrentAttention(nn.Module):
         model, _ = checkpoint.restore(cls, path, device)
         return model
 
+    @classmethod
+    def from_pretrained(cls, name: str, device="cpu") -> "RecurrentAttention":
+        """A model that ships with the package (``ram.pretrained.names()``), offline."""
+        from .. import pretrained
+        return cls.from_checkpoint(pretrained.path(name), device)
+
     def predict(self, images, mc_samples: int = 0):
         """Classes, probabilities and glimpse locations for tensors or image file paths."""
         from .predict import predict
