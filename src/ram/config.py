@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,7 @@ class Config:
     save_dir: str = "./checkpoints"
     log_dir: str = "./logs"
     plot_dir: str = "./plots"
+    config_file: str = ""        # the --config TOML file the settings came from, as given ("": none)
 
     @classmethod
     def for_dataset(cls, dataset: str = "mnist", recipe: str = "default", **overrides) -> "Config":
@@ -190,6 +192,52 @@ class Config:
             raise RamError(f"--glimpse_size {self.glimpse_size} with --num_scales {self.num_scales} makes patches "
                            f"up to {widest} pixels wide on {image_side}x{image_side} images, where {2 * image_side} "
                            "already covers the whole image from anywhere: use fewer scales or a smaller --glimpse_size")
+
+
+# A table of a config file that is no setting: what the paper reports for the row the file
+# trains (label, error_percent), read by benchmarks/reproduce.py and ignored by training.
+PAPER_TABLE = "paper"
+NOT_IN_FILES = ("config_file",)  # set from the file's own path
+
+
+def load_config_file(path: str | Path) -> dict:
+    """The settings of a TOML config file (``ram-train --config``, ``configs/``): keys are
+    Config's fields (the ram-train flags without the dashes), values of their types, e.g.
+    ``num_glimpses = 8``. A ``[paper]`` table is left out. A missing or unreadable file, bad
+    TOML, an unknown key or a value of the wrong type ends in one RamError line."""
+    import tomllib  # Python 3.11+
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise RamError(f"config file {path} does not exist; pass the path of a TOML file, "
+                       "e.g. configs/mnist/ram6.toml") from None
+    except OSError as e:
+        raise RamError(f"config file {path} cannot be read ({e.strerror}); pass a readable TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RamError(f"config file {path} is not valid TOML ({e}); write one `key = value` per line, "
+                       'strings in quotes, e.g. dataset = "mnist"') from None
+    if not isinstance(data.pop(PAPER_TABLE, {}), dict):
+        raise RamError(f"config file {path}: {PAPER_TABLE} must be a table ([{PAPER_TABLE}] with label "
+                       "and error_percent); rename the key")
+    fields = {f.name for f in dataclasses.fields(Config)}
+    settings = {}
+    for key, value in data.items():
+        if key not in fields or key in NOT_IN_FILES:
+            why = "is set from the file's own path" if key in NOT_IN_FILES else "is not a setting"
+            raise RamError(f"config file {path}: unknown key {key!r} ({why}); the keys are the ram-train "
+                           f"flags without the dashes (ram-train --help), plus an optional [{PAPER_TABLE}] table")
+        default = getattr(Config, key)
+        kind = type(default)
+        if kind is float and type(value) is int:
+            value = float(value)
+        if type(value) is not kind:
+            what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
+            raise RamError(f"config file {path}: {key} = {value!r} is not {what}; "
+                           f"write it like the default, {key} = {json.dumps(default)}")
+        settings[key] = value
+    return settings
 
 
 def check_folder(flag: str, folder: str) -> None:

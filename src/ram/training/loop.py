@@ -70,8 +70,10 @@ class Run:
     ``train_epoch``, ``_epoch_row`` and ``_end_epoch``; ``_train_epochs`` runs them.
     """
 
-    # Where files go and how long to train may change on --resume; nothing else may.
-    RESUMABLE = ("num_epochs", "device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples", "compile", "precision")
+    # Where files go (and the settings came from) and how long to train may change on --resume;
+    # nothing else may: the same settings given as flags instead of a --config file still resume.
+    RESUMABLE = ("num_epochs", "device", "save_dir", "log_dir", "plot_dir", "data_dir", "mc_samples", "compile", "precision",
+                 "config_file")
 
     @property
     def save_dir(self) -> Path:
