@@ -1,23 +1,42 @@
 """``ram-train``: train a RAM or one of the paper's baselines on a data set.
 
-Flags left unset take the dataset's preset (the paper's glimpse settings), then the
-defaults in config.Config. Problems with the user's input end in one ``error:`` line.
+Flags left unset take the values of the --config file, if any, then the dataset's preset
+(the paper's glimpse settings), then the defaults in config.Config. Problems with the
+user's input end in one ``error:`` line.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
-from ..config import Config
+from ..config import Config, load_config_file
 from ..errors import friendly
 from ..training import Trainer
 
 
+class _Parser(argparse.ArgumentParser):
+    """Records in ``args.flags_given`` the flags the command line names, whatever their
+    values (a flag given at its default too): those, and only those, override --config."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        parsed, rest = super().parse_known_args(args, namespace)
+        unset = object()  # argparse fills in a default only where the namespace has no value
+        probe = argparse.Namespace(**{a.dest: unset for a in self._actions})
+        super().parse_known_args(args, probe)
+        parsed.flags_given = sorted(k for k, v in vars(probe).items() if v is not unset)
+        return parsed, rest
+
+
 def train_parser() -> argparse.ArgumentParser:
     d = Config()
-    p = argparse.ArgumentParser(prog="ram-train", description="Train a Recurrent Attention Model.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog="ram-train", description="Train a Recurrent Attention Model.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
+    a("--config", default="", metavar="FILE",
+      help="TOML file of settings, e.g. configs/cluttered60/ram8.toml: its values replace the dataset's "
+           "preset, and flags given here replace its values")
     a("--dataset", default="mnist", help="mnist, fashion-mnist, translated, cluttered60, cluttered100, folder")
     a("--model", default=d.model, choices=["ram", "random", "fc64", "fc256", "conv"],
       help="ram; random = glimpses at random places (ablation); fc64/fc256/conv = the paper's baselines")
@@ -94,8 +113,16 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The flags over the --config file over the dataset's preset over Config's defaults."""
     names = {f.name for f in dataclasses.fields(Config)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    if getattr(args, "config", ""):
+        # A flag overrides the file when the command line named it, or when a program set it
+        # on the parsed arguments (it then differs from the flag's default).
+        defaults = vars(train_parser().parse_args([]))
+        explicit = set(getattr(args, "flags_given", ())) | {k for k in given if given[k] != defaults.get(k)}
+        from_file = load_config_file(args.config)
+        given.update({k: v for k, v in from_file.items() if k not in explicit}, config_file=args.config)
     return Config.for_dataset(**given)
 
 
@@ -115,7 +142,8 @@ def batch_lr_warning(global_batch: int, lr: float | None) -> str | None:
 def main(argv=None):
     args = train_parser().parse_args(argv)
     trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
-    warning = batch_lr_warning(trainer.config.batch_size * trainer.dist.world_size, args.lr)
+    chosen_lr = args.lr if args.lr is not None or not args.config else load_config_file(args.config).get("lr")
+    warning = batch_lr_warning(trainer.config.batch_size * trainer.dist.world_size, chosen_lr)
     if warning and trainer.dist.is_main:
         trainer.log.warning(warning)
     final = trainer.fit()
