@@ -6,12 +6,14 @@
     python benchmarks/reproduce.py --table translated --rows ram6 --set reward=probability
     python benchmarks/reproduce.py --table_only
 
-Every row of a table is a model of Mnih et al. (2014), Tables 1 and 2, with the error the
-paper reports. For each row this trains with ``ram.train.Trainer`` (checkpoints and logs
+Every row of a table is a model of Mnih et al. (2014), Tables 1 and 2, defined by its file
+``configs/<table>/<row>.toml``: the settings that make the model (``ram-train --config``
+reads the same file), the epochs of a full run, and in its ``[paper]`` table the paper's
+label and test error. For each row this trains with ``ram.train.Trainer`` (checkpoints and logs
 in ``runs/repro/<table>/<row>/``), takes the checkpoint chosen on the validation split
 (``*_best.pth``), measures its validation and test error (deterministic policy), and
-writes ``results/<table>/<row>.json`` with the config, seed, commit, machine, epochs and
-wall time. Then the markdown comparison table is rebuilt from every JSON file in
+writes ``results/<table>/<row>.json`` with the config file, config, seed, commit, machine,
+epochs and wall time. Then the markdown comparison table is rebuilt from every JSON file in
 ``results/`` and written into docs/experiments.md between the markers
 ``<!-- results:start -->`` and ``<!-- results:end -->``.
 
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,76 +40,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ram.config import DATASET_PRESETS, Config  # noqa: E402
+from ram.config import PAPER_TABLE, Config, load_config_file  # noqa: E402
 from ram.errors import RamError  # noqa: E402
 
+CONFIGS = ROOT / "configs"  # one file per row: configs/<table>/<row>.toml
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 PATH_KEYS = ("data_dir", "save_dir", "log_dir", "plot_dir")
 # What reproduce.py sets itself, per row or per call; --set may change any other Config field.
-RUN_KEYS = (*PATH_KEYS, "dataset", "model", "num_glimpses", "num_epochs", "seed", "device")
+RUN_KEYS = (*PATH_KEYS, "dataset", "model", "num_glimpses", "num_epochs", "seed", "device", "config_file")
 SEED = 1  # every row trains this seed unless told --seed; the table names any other
 REQUIRED = ("test_error_percent", "paper_error_percent", "epochs")  # what the table needs
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str                # file name of the result: results/<table>/<name>.json
-    label: str               # the paper's wording
-    paper_error: float | None  # test error in percent, as the paper reports it (None: not in it)
-    overrides: dict = field(default_factory=dict)  # Config fields that make this model
-
-
-@dataclass(frozen=True)
-class Table:
-    dataset: str
-    title: str
-    source: str
-    full_epochs: int         # the length of a full run; fewer epochs are marked "shortened"
-    rows: tuple[Row, ...]
-
-
-def _ram_rows(dataset: str, errors: dict[int, float]) -> list[Row]:
-    p = DATASET_PRESETS[dataset]
-    g, k = p["glimpse_size"], p["num_scales"]
-    return [Row(f"ram{n}", f"RAM, {n} glimpses, {g}x{g}, {k} scale{'s' * (k > 1)}", err,
-                {"model": "ram", "num_glimpses": n}) for n, err in errors.items()]
-
-
-FC64 = Row("fc64", "FC, 2 layers (64 hiddens each)", 0.0, {"model": "fc64"})
-FC256 = Row("fc256", "FC, 2 layers (256 hiddens each)", 0.0, {"model": "fc256"})
-CONV = Row("conv", "Convolutional, 2 layers", 0.0, {"model": "conv"})
-
-
-def _with(row: Row, error: float | None) -> Row:
-    return Row(row.name, row.label, error, row.overrides)
-
-
-# The paper's test errors (NIPS 2014 proceedings; 100x100 RAM rows from the arXiv v1 text).
-TABLES: dict[str, Table] = {
-    "mnist": Table("mnist", "28x28 MNIST", "Table 1a", 100, (
-        _with(FC256, 1.69), _with(CONV, 1.21),
-        *_ram_rows("mnist", {2: 3.79, 3: 1.51, 4: 1.54, 5: 1.34, 6: 1.12, 7: 1.07}),
-    )),
-    "translated": Table("translated", "60x60 translated MNIST", "Table 1b", 200, (
-        _with(FC64, 6.42), _with(FC256, 2.63), _with(CONV, 1.62),
-        *_ram_rows("translated", {4: 1.54, 6: 1.22, 8: 1.20}),
-    )),
-    "cluttered60": Table("cluttered60", "60x60 cluttered translated MNIST (4 pieces of clutter)",
-                         "Table 2a", 200, (
-        _with(FC64, 28.58), _with(FC256, 11.96), _with(CONV, 8.09),
-        *_ram_rows("cluttered60", {4: 4.96, 6: 4.08, 8: 4.04}),
-        Row("random8", "RAM, 8 random glimpses", 14.4, {"model": "random", "num_glimpses": 8}),
-    )),
-    # Not in the paper: RAM against the same baselines on a harder 28x28 data set.
-    "fashion-mnist": Table("fashion-mnist", "28x28 Fashion-MNIST", "not in the paper", 100, (
-        _with(FC256, None), _with(CONV, None), *_ram_rows("fashion-mnist", {6: None}),
-    )),
-    "cluttered100": Table("cluttered100", "100x100 cluttered translated MNIST (8 pieces of clutter)",
-                          "Table 2b; RAM rows from arXiv v1", 200, (
-        _with(CONV, 14.35),
-        *_ram_rows("cluttered100", {4: 14.95, 6: 11.58, 8: 10.83}),
-    )),
-}
 
 
 # --- provenance -------------------------------------------------------------------
@@ -162,14 +105,81 @@ def write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+# --- the tables --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    name: str                # file name of the result: results/<table>/<name>.json
+    label: str               # the paper's wording
+    paper_error: float | None  # test error in percent, as the paper reports it (None: not in it)
+    overrides: dict = field(default_factory=dict)  # Config fields that make this model
+    epochs: int = 200        # the length of a full run; fewer epochs are marked "shortened"
+    config_file: str = ""    # where the row is defined, relative to the repository
+
+
+@dataclass(frozen=True)
+class Table:
+    dataset: str
+    title: str
+    source: str
+    rows: tuple[Row, ...]
+
+    @property
+    def full_epochs(self) -> int:
+        return max(row.epochs for row in self.rows)
+
+
+def load_row(table: str, dataset: str, name: str, configs: Path = CONFIGS) -> Row:
+    """The row defined by ``configs/<table>/<name>.toml``: its settings but the data set and
+    the epochs become the row's overrides; its [paper] table gives the label and error."""
+    path = Path(configs) / table / f"{name}.toml"
+    where = relative(path)
+    settings = load_config_file(path)  # refuses a missing file, bad TOML and unknown keys
+    paper = tomllib.loads(path.read_text()).get(PAPER_TABLE, {})
+    if settings.pop("dataset", None) != dataset:
+        raise RamError(f"{where} must say dataset = \"{dataset}\", the data set of table {table}")
+    epochs = settings.pop("num_epochs", None)
+    if epochs is None:
+        raise RamError(f"{where} must give num_epochs, the length of the table's full run")
+    label, error = paper.get("label"), paper.get("error_percent")
+    unknown = set(paper) - {"label", "error_percent"}
+    if not isinstance(label, str) or unknown or not (error is None or isinstance(error, (int, float))):
+        raise RamError(f"{where}: [{PAPER_TABLE}] holds label (the paper's wording) and error_percent "
+                       "(its test error; left out for a row not in the paper), nothing else")
+    return Row(name, label, None if error is None else float(error), settings, epochs, where)
+
+
+def _table(name: str, title: str, source: str, rows: tuple[str, ...]) -> Table:
+    """A table named after its data set, its rows in the paper's order."""
+    return Table(name, title, source, tuple(load_row(name, name, row) for row in rows))
+
+
+# The rows in the paper's order; what each is, and the paper's test error (NIPS 2014
+# proceedings; 100x100 RAM rows from the arXiv v1 text), are in its file under configs/.
+TABLES: dict[str, Table] = {
+    "mnist": _table("mnist", "28x28 MNIST", "Table 1a", (
+        "fc256", "conv", "ram2", "ram3", "ram4", "ram5", "ram6", "ram7")),
+    "translated": _table("translated", "60x60 translated MNIST", "Table 1b", (
+        "fc64", "fc256", "conv", "ram4", "ram6", "ram8")),
+    "cluttered60": _table("cluttered60", "60x60 cluttered translated MNIST (4 pieces of clutter)",
+                          "Table 2a", ("fc64", "fc256", "conv", "ram4", "ram6", "ram8", "random8")),
+    # Not in the paper: RAM against the same baselines on a harder 28x28 data set.
+    "fashion-mnist": _table("fashion-mnist", "28x28 Fashion-MNIST", "not in the paper", (
+        "fc256", "conv", "ram6")),
+    "cluttered100": _table("cluttered100", "100x100 cluttered translated MNIST (8 pieces of clutter)",
+                           "Table 2b; RAM rows from arXiv v1", ("conv", "ram4", "ram6", "ram8")),
+}
+
+
 # --- one row -----------------------------------------------------------------------
 
 def row_config(table: Table, row: Row, epochs: int, seed: int, device: str, data_dir: str,
                run_dir: Path, settings: dict | None = None) -> Config:
-    return Config.for_dataset(table.dataset, **row.overrides, **(settings or {}),
-                              num_epochs=epochs, seed=seed,
-                              device=device, data_dir=data_dir, save_dir=str(run_dir),
-                              log_dir=str(run_dir), plot_dir=str(run_dir)).validate()
+    """The row's file over the data set's preset, --set over the file, then this run's own."""
+    run = {"num_epochs": epochs, "seed": seed, "device": device, "data_dir": data_dir,
+           "save_dir": str(run_dir), "log_dir": str(run_dir), "plot_dir": str(run_dir),
+           "config_file": row.config_file}
+    return Config.for_dataset(table.dataset, **{**row.overrides, **(settings or {}), **run}).validate()
 
 
 def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir: Path,
@@ -178,7 +188,6 @@ def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir:
     from ram.model import load_model
     from ram.training import Trainer, evaluate, run_name
 
-    table = TABLES[table_name]
     start = time.perf_counter()
     resume = resume and (Path(config.save_dir) / f"{run_name(config)}_latest.pth").is_file()
     trainer = Trainer(config, resume=resume, progress=sys.stderr.isatty())
@@ -192,12 +201,13 @@ def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir:
         "table": table_name,
         "row": row.name,
         "label": row.label,
+        "config_file": row.config_file,
         "paper_error_percent": row.paper_error,
         "valid_error_percent": round(100 * (1 - valid_acc), 4),
         "test_error_percent": round(100 * (1 - test_acc), 4),
         "best_epoch": ckpt["epoch"],
         "epochs": trainer.epoch,
-        "full_epochs": table.full_epochs,
+        "full_epochs": row.epochs,
         "resumed": resume,
         "wall_seconds": round(time.perf_counter() - start, 3),  # to the ms: a tiny run is not 0 s
         "train_seconds": round(sum(h["epoch_seconds"] for h in trainer.history), 3),
@@ -236,7 +246,7 @@ def _note(r: dict) -> str:
     full = r.get("full_epochs")
     if full and r["epochs"] < full:
         notes.append(f"shortened run ({r['epochs']} of {full} epochs)")
-    settings = _settings(r.get("config") or {})
+    settings = _settings(r.get("config") or {}, _row_overrides(r.get("table"), r.get("row")))
     if settings:
         notes.append(f"with {settings}")
     if r.get("seed", SEED) != SEED:
@@ -247,13 +257,18 @@ def _note(r: dict) -> str:
     return "; ".join(notes)
 
 
-def _settings(config: dict) -> str:
+def _row_overrides(table: str | None, row: str | None) -> dict:
+    known = {r.name: r for r in TABLES[table].rows} if table in TABLES else {}
+    return known[row].overrides if row in known else {}
+
+
+def _settings(config: dict, overrides: dict | None = None) -> str:
     """The settings in which a RAM row's config differs from what its table's command trains
-    now (the data set's preset over Config's defaults), e.g. "reward probability": a row
-    trained with --set, or kept from an older preset, says so."""
+    now (the row's config file over the data set's preset over Config's defaults), e.g.
+    "reward probability": a row trained with --set, or kept from an older preset, says so."""
     if config.get("model") != "ram" or "dataset" not in config:
         return ""
-    now = Config.for_dataset(config["dataset"]).to_dict()
+    now = Config.for_dataset(config["dataset"], **(overrides or {})).to_dict()
     return ", ".join(f"{k} {config[k]}" for k, v in now.items()
                      if k in config and k not in RUN_KEYS and config[k] != v)
 
@@ -350,7 +365,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", choices=list(TABLES), help="which of the paper's tables to reproduce")
     p.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all of the table)")
-    p.add_argument("--epochs", type=int, help="epochs per row (default: the table's full length, 200)")
+    p.add_argument("--epochs", type=int, help="epochs per row (default: the num_epochs of the row's file in "
+                   "configs/, the table's full length)")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                    dest="settings", help="train with this flag changed, e.g. --set reward=probability "
@@ -384,16 +400,17 @@ def main(argv=None) -> int:
         if not args.table_only:
             table = TABLES[args.table]
             rows = [r for r in table.rows if not args.rows or r.name in args.rows]
-            epochs = args.epochs or table.full_epochs
             commit = git_commit()  # before any result is written, which would dirty the tree
             for row in rows:
                 run_dir = Path(args.runs_dir) / args.table / row.name
+                epochs = args.epochs or row.epochs
                 config = row_config(table, row, epochs, args.seed, args.device, args.data_dir, run_dir,
                                     dict(args.settings))
                 out = results_dir / args.table / f"{row.name}.json"
                 if args.dry_run:
                     print(f"{args.table}/{row.name}: {row.label} (paper {pct(row.paper_error)}), "
-                          f"{epochs} epochs -> {relative(out)}\n  {json.dumps(portable(config.to_dict()))}")
+                          f"{epochs} epochs, {row.config_file} -> {relative(out)}\n"
+                          f"  {json.dumps(portable(config.to_dict()))}")
                     continue
                 r = run_row(args.table, row, config, commit, results_dir, args.resume)
                 print(f"{args.table}/{row.name}: test error {r['test_error_percent']:.2f}% "
