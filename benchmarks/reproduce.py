@@ -221,6 +221,36 @@ def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir:
     return result
 
 
+def record_seeds(table_name: str, row: Row, tta_json: Path, results_dir: Path) -> dict:
+    """A row from a ``time_to_accuracy.py`` run of several seeds on one validation split:
+    its headline is the mean test error of the checkpoints validation chose, one per seed,
+    with every seed's figures beside it. Nothing is trained."""
+    tta = json.loads(Path(tta_json).read_text())
+    runs = tta.get("runs") or []
+    if not tta.get("complete") or not runs:
+        raise RamError(f"{tta_json} is not a finished time_to_accuracy.py run; let it finish or pass another")
+    config = tta["config"]
+    if config.get("dataset") != TABLES[table_name].dataset or config.get("num_glimpses") != row.overrides.get(
+            "num_glimpses", config.get("num_glimpses")):
+        raise RamError(f"{tta_json} trained {config.get('dataset')} with {config.get('num_glimpses')} glimpses, "
+                       f"not the row {table_name}/{row.name}; pass the run of that row")
+    errors = [r["test_error_percent"] for r in runs]
+    result = {
+        "table": table_name, "row": row.name, "label": row.label, "config_file": row.config_file,
+        "paper_error_percent": row.paper_error,
+        "test_error_percent": round(sum(errors) / len(errors), 4),
+        "valid_error_percent": round(sum(r["valid_error_percent"] for r in runs) / len(runs), 4),
+        "test_error_min": min(errors), "test_error_max": max(errors),
+        "seeds": [{k: r[k] for k in ("seed", "test_error_percent", "valid_error_percent", "best_epoch",
+                                     "train_seconds")} for r in runs],
+        "split_seed": tta.get("split_seed"), "epochs": config["num_epochs"], "full_epochs": row.epochs,
+        "seed": runs[0]["seed"], "commit": tta.get("git_commit"), "machine": tta.get("machine", {}),
+        "recorded_from": relative(tta_json), "command": tta.get("command"), "config": config,
+    }
+    write_json(results_dir / table_name / f"{row.name}.json", result)
+    return result
+
+
 # --- the markdown table ------------------------------------------------------------
 
 def load_results(results_dir: Path) -> list[dict]:
@@ -249,7 +279,11 @@ def _note(r: dict) -> str:
     settings = _settings(r.get("config") or {}, _row_overrides(r.get("table"), r.get("row")))
     if settings:
         notes.append(f"with {settings}")
-    if r.get("seed", SEED) != SEED:
+    if r.get("seeds"):
+        seeds = r["seeds"]
+        notes.append(f"mean of {len(seeds)} seeds ({', '.join(str(x['seed']) for x in seeds)}): "
+                     f"{r['test_error_min']:.2f} to {r['test_error_max']:.2f}%")
+    elif r.get("seed", SEED) != SEED:
         notes.append(f"seed {r['seed']}")
     device = r.get("machine", {}).get("device_name")
     if device:
@@ -376,6 +410,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue each row from its latest checkpoint, if any")
     p.add_argument("--dry_run", action="store_true", help="print each row's config and paths; train nothing")
     p.add_argument("--table_only", action="store_true", help="only rebuild the markdown table from results/")
+    p.add_argument("--from_tta", metavar="JSON", help="record the one row of --rows from this finished "
+                   "benchmarks/time_to_accuracy.py run: the mean and spread of its seeds; trains nothing")
     p.add_argument("--results_dir", default=str(ROOT / "results"))
     p.add_argument("--runs_dir", default=str(ROOT / "runs" / "repro"))
     p.add_argument("--readme", default=str(ROOT / "docs" / "experiments.md"),
@@ -388,6 +424,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         unknown = [r for r in args.rows if r not in known]
         if unknown:
             p.error(f"table {args.table} has no row {unknown[0]!r}; its rows are {', '.join(known)}")
+    if args.from_tta and not (args.table and args.rows and len(args.rows) == 1):
+        p.error("--from_tta records one row: pass --table T --rows ROW")
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
     return args
@@ -401,6 +439,11 @@ def main(argv=None) -> int:
             table = TABLES[args.table]
             rows = [r for r in table.rows if not args.rows or r.name in args.rows]
             commit = git_commit()  # before any result is written, which would dirty the tree
+            if args.from_tta:
+                r = record_seeds(args.table, rows[0], Path(args.from_tta), results_dir)
+                print(f"{args.table}/{rows[0].name}: mean test error {r['test_error_percent']:.2f}% over "
+                      f"{len(r['seeds'])} seeds ({r['test_error_min']:.2f} to {r['test_error_max']:.2f}%)")
+                rows = []
             for row in rows:
                 run_dir = Path(args.runs_dir) / args.table / row.name
                 epochs = args.epochs or row.epochs
