@@ -221,18 +221,27 @@ def run_row(table_name: str, row: Row, config: Config, commit: str, results_dir:
     return result
 
 
-def record_seeds(table_name: str, row: Row, tta_json: Path, results_dir: Path) -> dict:
-    """A row from a ``time_to_accuracy.py`` run of several seeds on one validation split:
-    its headline is the mean test error of the checkpoints validation chose, one per seed,
-    with every seed's figures beside it. Nothing is trained."""
-    tta = json.loads(Path(tta_json).read_text())
-    runs = tta.get("runs") or []
-    if not tta.get("complete") or not runs:
-        raise RamError(f"{tta_json} is not a finished time_to_accuracy.py run; let it finish or pass another")
+def record_seeds(table_name: str, row: Row, tta_jsons: list[Path], results_dir: Path) -> dict:
+    """A row from ``time_to_accuracy.py`` runs of several seeds on one validation split (one
+    file, or one per seed when seeds ran side by side): its headline is the mean test error
+    of the checkpoints validation chose, one per seed, with every seed's figures beside it.
+    Nothing is trained."""
+    files = [json.loads(Path(f).read_text()) for f in tta_jsons]
+    for f, tta in zip(tta_jsons, files):
+        if not tta.get("complete") or not tta.get("runs"):
+            raise RamError(f"{f} is not a finished time_to_accuracy.py run; let it finish or pass another")
+    recipe = {k: v for k, v in files[0]["config"].items() if k != "seed"}
+    if any({k: v for k, v in t["config"].items() if k != "seed"} != recipe or t.get("split_seed") !=
+           files[0].get("split_seed") for t in files[1:]):
+        raise RamError("the --from_tta files trained different recipes or validation splits; "
+                       "a row's seeds must differ only in --seed")
+    tta, runs = files[0], [r for t in files for r in t["runs"]]
+    if len({r["seed"] for r in runs}) < len(runs):
+        raise RamError("the --from_tta files repeat a seed; pass each seed's run once")
     config = tta["config"]
     if config.get("dataset") != TABLES[table_name].dataset or config.get("num_glimpses") != row.overrides.get(
             "num_glimpses", config.get("num_glimpses")):
-        raise RamError(f"{tta_json} trained {config.get('dataset')} with {config.get('num_glimpses')} glimpses, "
+        raise RamError(f"{tta_jsons[0]} trained {config.get('dataset')} with {config.get('num_glimpses')} glimpses, "
                        f"not the row {table_name}/{row.name}; pass the run of that row")
     errors = [r["test_error_percent"] for r in runs]
     result = {
@@ -245,7 +254,8 @@ def record_seeds(table_name: str, row: Row, tta_json: Path, results_dir: Path) -
                                      "train_seconds")} for r in runs],
         "split_seed": tta.get("split_seed"), "epochs": config["num_epochs"], "full_epochs": row.epochs,
         "seed": runs[0]["seed"], "commit": tta.get("git_commit"), "machine": tta.get("machine", {}),
-        "recorded_from": relative(tta_json), "command": tta.get("command"), "config": config,
+        "recorded_from": [relative(f) for f in tta_jsons], "commands": [t.get("command") for t in files],
+        "notes": [t.get("note") for t in files], "config": config,
     }
     write_json(results_dir / table_name / f"{row.name}.json", result)
     return result
@@ -410,8 +420,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue each row from its latest checkpoint, if any")
     p.add_argument("--dry_run", action="store_true", help="print each row's config and paths; train nothing")
     p.add_argument("--table_only", action="store_true", help="only rebuild the markdown table from results/")
-    p.add_argument("--from_tta", metavar="JSON", help="record the one row of --rows from this finished "
-                   "benchmarks/time_to_accuracy.py run: the mean and spread of its seeds; trains nothing")
+    p.add_argument("--from_tta", nargs="+", metavar="JSON", help="record the one row of --rows from these "
+                   "finished benchmarks/time_to_accuracy.py runs: the mean and spread of their seeds; "
+                   "trains nothing")
     p.add_argument("--results_dir", default=str(ROOT / "results"))
     p.add_argument("--runs_dir", default=str(ROOT / "runs" / "repro"))
     p.add_argument("--readme", default=str(ROOT / "docs" / "experiments.md"),
@@ -440,7 +451,7 @@ def main(argv=None) -> int:
             rows = [r for r in table.rows if not args.rows or r.name in args.rows]
             commit = git_commit()  # before any result is written, which would dirty the tree
             if args.from_tta:
-                r = record_seeds(args.table, rows[0], Path(args.from_tta), results_dir)
+                r = record_seeds(args.table, rows[0], [Path(f) for f in args.from_tta], results_dir)
                 print(f"{args.table}/{rows[0].name}: mean test error {r['test_error_percent']:.2f}% over "
                       f"{len(r['seeds'])} seeds ({r['test_error_min']:.2f} to {r['test_error_max']:.2f}%)")
                 rows = []

@@ -234,3 +234,11 @@ def test_a_row_of_several_seeds_is_their_mean_with_the_spread_beside_it(tmp_path
     assert reproduce.main(argv) == 2
     (tmp_path / "tta.json").write_text(json.dumps({**tta, "config": {**tta["config"], "num_glimpses": 4}}))
     assert reproduce.main(argv) == 2
+    # seeds that ran side by side, one file each, make one row; a seed twice does not
+    for i, run in enumerate(runs):
+        (tmp_path / f"seed{i}.json").write_text(json.dumps({**tta, "runs": [run], "config": {**tta["config"], "seed": i}}))
+    argv[argv.index("--from_tta") + 1] = str(tmp_path / "seed0.json")
+    argv[argv.index("--from_tta") + 2:argv.index("--from_tta") + 2] = [str(tmp_path / "seed1.json"), str(tmp_path / "seed2.json")]
+    assert reproduce.main(argv) == 0
+    assert json.loads((tmp_path / "results" / "mnist" / "ram6.json").read_text())["test_error_percent"] == 1.1
+    assert reproduce.main(argv + ["--from_tta", str(tmp_path / "seed0.json"), str(tmp_path / "seed0.json")]) == 2
