@@ -136,7 +136,7 @@ def test_run_row_writes_a_complete_result(tmp_path, tiny_trainer_env):
     assert saved == r
     assert (r["table"], r["row"], r["paper_error_percent"], r["epochs"]) == ("mnist", "conv", 1.21, 2)
     assert r["seed"] == 7 and r["commit"] == "abc123-dirty" and r["config"]["model"] == "conv"
-    assert r["full_epochs"] == table.full_epochs and r["wall_seconds"] > 0
+    assert r["full_epochs"] == row.epochs and r["wall_seconds"] > 0
     assert {"platform", "cpu_count", "torch", "device_name"} <= set(r["machine"])
     # The reported test error is that of the checkpoint chosen on validation.
     ckpt = torch.load(tmp_path / "run" / "mnist_conv_best.pth", weights_only=True)
