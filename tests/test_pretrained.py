@@ -1,0 +1,67 @@
+"""The models that ship with the package: each reproduces the test figure its file records,
+loads offline through every entry point, and a wrong name gets one line listing the right ones."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from ram import RecurrentAttention, checkpoint, pretrained
+from ram.commands.evaluate import main as evaluate_main
+from ram.commands.evaluate import measure
+from ram.commands.predict import main as predict_main
+from ram.data.mnist import load_dataset
+from ram.errors import RamError
+
+SHIPPED = ("mnist",)  # what the README's quick start promises
+
+# A shipped figure is measured in float32 on one CPU; another CPU's matrix kernels may round
+# differently and flip an image whose two best classes tie to the last bit, so a file is
+# reproduced when its count of errors (or catches) is within this many of the recorded one.
+ROUNDING_SLACK = 2
+
+
+def test_every_model_the_readme_promises_ships():
+    assert set(SHIPPED) <= set(pretrained.names())
+
+
+@pytest.mark.parametrize("name", pretrained.names())
+def test_a_shipped_model_reproduces_its_recorded_test_figure(name, data_dir, monkeypatch):
+    shipped = checkpoint.load(pretrained.path(name))
+    assert "optimizer_state_dict" not in shipped, "ship weights and config only"
+    assert shipped["config"]["precision"] == "fp32"
+    assert shipped["made_by"] and shipped["seed"] >= 1
+    monkeypatch.chdir(data_dir.parent)  # the config names ./data, as from the repository's root
+    again = measure(pretrained.path(name))
+    assert again["metric"] == shipped["test"]["metric"] and again["of"] == shipped["test"]["of"]
+    assert abs(again["count"] - shipped["test"]["count"]) <= ROUNDING_SLACK, (again, shipped["test"])
+
+
+def test_shipped_files_load_with_weights_only():
+    for name in pretrained.names():
+        ckpt = torch.load(pretrained.path(name), weights_only=True)
+        assert ckpt["format"] == checkpoint.FORMAT
+
+
+def test_an_unknown_name_lists_the_shipped_ones():
+    with pytest.raises(RamError, match="no pretrained model 'mnist7'.*" + ", ".join(pretrained.names())):
+        pretrained.path("mnist7")
+    with pytest.raises(RamError, match="shipped"):
+        pretrained.path("../checkpoint")
+
+
+def test_evaluate_wants_exactly_one_model(capsys):
+    with pytest.raises(SystemExit):
+        evaluate_main([])
+    assert "--model_path PATH or a shipped model with --pretrained NAME" in capsys.readouterr().err
+
+
+def test_mnist_from_pretrained_and_predict_on_a_file(data_dir, tmp_path, capsys):
+    model = RecurrentAttention.from_pretrained("mnist")
+    x, y = load_dataset("mnist", data_dir, train=False)
+    Image.fromarray(x[0].numpy()).save(tmp_path / "digit.png")
+    pred = model.predict([str(tmp_path / "digit.png")])
+    assert pred.classes == [str(int(y[0]))]
+    predict_main([str(tmp_path / "digit.png"), "--pretrained", "mnist", "--plot_dir", str(tmp_path)])
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'digit.png'}: {int(y[0])} (probability")
+    assert (tmp_path / "predictions.png").is_file()
