@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import checkpoint
 from ..errors import RamError
 
 FOLDER = Path(__file__).resolve().parent
@@ -23,12 +22,6 @@ def path(name: str) -> Path:
     if not name or "/" in name or not p.is_file():
         raise RamError(f"no pretrained model {name!r}; the shipped ones are: {', '.join(names()) or 'none'}")
     return p
-
-
-def recorded(name: str) -> dict:
-    """What the shipped file records: its test figure, seed, epoch and the command that made it."""
-    ckpt = checkpoint.load(path(name))
-    return {k: ckpt.get(k) for k in ("test", "seed", "epoch", "made_by", "commit")}
 
 
 def describe(test: dict) -> str:
