@@ -54,11 +54,13 @@ def summarize_run(run_dir: Path, target: float) -> dict:
     for r in epochs:
         seconds += r["epoch_seconds"]
         curve.append({"epoch": r["epoch"], "train_seconds": round(seconds, 3),
-                      "games_seen": r["updates"] * config.batch_size, "valid_catch_percent": round(100 * r["valid_acc"], 2)})
+                      "games_seen": r["updates"] * config.batch_size,
+                      "valid_catch_percent": round(100 * r["valid_acc"], 2)})
         if reached is None and 100 * r["valid_acc"] >= target - 1e-9:
             reached = curve[-1]
     best = max(epochs, key=lambda r: r["valid_acc"])  # the first best epoch, as the trainer keeps it
-    return {"seed": config.seed, "run_dir": str(run_dir), "test_catch_percent": round(100 * final[-1]["best_test_acc"], 2),
+    return {"seed": config.seed, "run_dir": str(run_dir),
+            "test_catch_percent": round(100 * final[-1]["best_test_acc"], 2),
             "best_epoch": final[-1]["best_epoch"], "valid_catch_percent": round(100 * best["valid_acc"], 2),
             "last_test_catch_percent": round(100 * final[-1]["test_acc"], 2), "epochs": len(epochs),
             "train_seconds": round(seconds, 3), "seconds_to_target": reached and reached["train_seconds"],
@@ -83,8 +85,8 @@ def plot(result: dict, path: Path, compare: list[dict]) -> Path:
     ax.set(xlabel="training minutes (steps only, evaluation excluded)", ylim=(0, 100),
            ylabel="validation: % of all 1,104 starts caught (deterministic)")
     m = result["machine"]
-    ax.set_title(f"Catch, {result['name']}: {m['device_name']}, {m['torch_threads']} threads, "
-                 f"commit {result['git_commit'][:8]}\n{result['note']}", fontsize=9)
+    ax.set_title(f"Catch, {result['name']}: {m['device_name']}, commit {result['git_commit'][:8]}\n"
+                 f"{result['note']}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
@@ -110,6 +112,8 @@ def main(argv=None) -> dict:
     p.add_argument("--plot", type=Path, default=None)
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="JSON", help="earlier outputs, drawn muted")
     p.add_argument("--note", default="", help="recorded as is, e.g. 'machine otherwise idle'")
+    p.add_argument("--commit", default=None, help="with --read: the commit that trained those runs "
+                   "(default: this checkout's)")
     a = p.parse_args(own)
     if a.read:
         dirs = a.read
@@ -121,11 +125,14 @@ def main(argv=None) -> dict:
                          "--plot_dir", str(d), "--no_progress"])
     runs = [summarize_run(d, a.target) for d in dirs]
     result = {"name": a.name, "note": a.note, "command": "python benchmarks/catch_seeds.py " + shlex.join(argv),
-              "target_valid_catch_percent": a.target, "git_commit": git_commit(), "machine": machine(torch.device("cpu")),
+              "target_valid_catch_percent": a.target, "git_commit": a.commit or git_commit(),
+              "machine": machine(torch.device("cpu")),  # with --read: where they were summarised
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs,
               "summary": {"seeds": [r["seed"] for r in runs],
                           **{k: spread([r[k] for r in runs]) for k in
                              ("test_catch_percent", "valid_catch_percent", "train_seconds", "seconds_to_target")}}}
+    if a.read:  # this process trained nothing: its thread count says nothing of the runs
+        del result["machine"]["torch_threads"]
     out = a.out or ROOT / "benchmarks" / "measurements" / "catch" / f"{a.name}.json"
     write_json(out, result)
     if a.plot:

@@ -69,8 +69,9 @@ def catch_config(**overrides) -> Config:
 
     The recipe (docs/experiments.md, "Catch"): 512 games per update and a 128-unit core,
     130 epochs of 25 updates on one cosine schedule. Against 128 games and 256 units, each
-    update's gradient is four times less noisy and the step twice as cheap per game; the
-    256-unit core caught 88.8% after 15 minutes, this one about 99%.
+    update's gradient averages four times the games and the step costs half as much per
+    game: one 15-minute command caught 88.8% of the test games before, 99.9% now (mean of
+    3 seeds).
     """
     defaults = dict(dataset="catch", use_lstm=True, glimpse_size=6, num_scales=3, num_classes=3,
                     image_size=CatchRules.SIZE, channels=1, num_glimpses=STEPS, valid_size=0.0,
