@@ -77,7 +77,7 @@ def catch_config(**overrides) -> Config:
                     image_size=CatchRules.SIZE, channels=1, num_glimpses=STEPS, valid_size=0.0,
                     hidden_size=128, batch_size=512, num_epochs=130, updates_per_epoch=25, lr=3e-3,
                     std=0.15, lr_schedule="cosine", policy_lr_scale=0.1, entropy_weight=0.01,
-                    glimpse_gain=8.0)
+                    glimpse_gain=8.0, precision="fp32")  # the agent computes in float32 throughout
     return Config(**{**defaults, **overrides})
 
 
