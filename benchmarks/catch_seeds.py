@@ -46,9 +46,11 @@ def summarize_run(run_dir: Path, target: float) -> dict:
         raise RamError(f"{run_dir} holds no catch_metrics.jsonl: pass the folder of a finished train_catch run")
     lines = [json.loads(s) for s in metrics.read_text().splitlines() if s.strip()]
     epochs = [r for r in lines if "valid_acc" in r]
-    final = [r for r in lines if "best_test_acc" in r]
-    if not epochs or not final:
+    if not epochs or "best_test_acc" not in lines[-1]:
         raise RamError(f"{metrics} has no finished run (no test line at the end): let it finish, or --resume it")
+    final = lines[-1]
+    if [r["epoch"] for r in epochs] != list(range(1, len(epochs) + 1)):
+        raise RamError(f"{metrics} holds more than one run's epochs: train each seed into a folder of its own")
     config = checkpoint.config_of(checkpoint.load(run_dir / "catch_best.pth"), run_dir / "catch_best.pth")
     seconds, curve, reached = 0.0, [], None
     for r in epochs:
@@ -60,9 +62,9 @@ def summarize_run(run_dir: Path, target: float) -> dict:
             reached = curve[-1]
     best = max(epochs, key=lambda r: r["valid_acc"])  # the first best epoch, as the trainer keeps it
     return {"seed": config.seed, "run_dir": str(run_dir),
-            "test_catch_percent": round(100 * final[-1]["best_test_acc"], 2),
-            "best_epoch": final[-1]["best_epoch"], "valid_catch_percent": round(100 * best["valid_acc"], 2),
-            "last_test_catch_percent": round(100 * final[-1]["test_acc"], 2), "epochs": len(epochs),
+            "test_catch_percent": round(100 * final["best_test_acc"], 2),
+            "best_epoch": final["best_epoch"], "valid_catch_percent": round(100 * best["valid_acc"], 2),
+            "last_test_catch_percent": round(100 * final["test_acc"], 2), "epochs": len(epochs),
             "train_seconds": round(seconds, 3), "seconds_to_target": reached and reached["train_seconds"],
             "epochs_to_target": reached and reached["epoch"], "config": portable(config.to_dict()), "curve": curve}
 
@@ -111,10 +113,13 @@ def main(argv=None) -> dict:
     p.add_argument("--out", type=Path, default=None, help="default: benchmarks/measurements/catch/<name>.json")
     p.add_argument("--plot", type=Path, default=None)
     p.add_argument("--compare", nargs="+", type=Path, default=[], metavar="JSON", help="earlier outputs, drawn muted")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: PyTorch's default)")
     p.add_argument("--note", default="", help="recorded as is, e.g. 'machine otherwise idle'")
     p.add_argument("--commit", default=None, help="with --read: the commit that trained those runs "
                    "(default: this checkout's)")
     a = p.parse_args(own)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if a.read:
         dirs = a.read
     else:

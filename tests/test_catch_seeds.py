@@ -21,15 +21,19 @@ from ram.errors import RamError  # noqa: E402
 SEEDS = (5, 6)
 
 
+TINY = ["--hidden_size", "24", "--batch_size", "16", "--num_epochs", "2", "--updates_per_epoch", "2",
+        "--device", "cpu"]
+
+
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("catch_seeds")
-    torch.set_num_threads(1)
+    before = torch.get_num_threads()
     argv = ["--seeds", *map(str, SEEDS), "--name", "tiny", "--target", "0", "--runs_dir", str(tmp / "runs"),
-            "--out", str(tmp / "tiny.json"), "--plot", str(tmp / "tiny.png"), "--note", "test", "--",
-            "--hidden_size", "24", "--batch_size", "16", "--num_epochs", "2", "--updates_per_epoch", "2",
-            "--device", "cpu"]
-    return catch_seeds.main(argv), tmp
+            "--out", str(tmp / "tiny.json"), "--plot", str(tmp / "tiny.png"), "--note", "test", "--threads", "1",
+            "--", *TINY]
+    yield catch_seeds.main(argv), tmp
+    torch.set_num_threads(before)
 
 
 def test_each_seed_is_summarised_from_its_own_run(measured):
@@ -62,9 +66,34 @@ def test_reading_the_runs_again_gives_the_same_figures(measured):
     result, tmp = measured
     again = catch_seeds.main(["--read", *(r["run_dir"] for r in result["runs"]), "--target", "0",
                               "--out", str(tmp / "again.json")])
-    assert [r["test_catch_percent"] for r in again["runs"]] == [r["test_catch_percent"] for r in result["runs"]]
+    assert again["runs"] == result["runs"] and again["summary"] == result["summary"]
 
 
-def test_an_unfinished_run_is_refused(tmp_path):
+def test_a_target_never_reached_has_no_time(measured):
+    result, tmp = measured
+    never = catch_seeds.main(["--read", *(r["run_dir"] for r in result["runs"]), "--target", "101",
+                              "--out", str(tmp / "never.json")])
+    assert all(r["seconds_to_target"] is None and r["epochs_to_target"] is None for r in never["runs"])
+    assert never["summary"]["seconds_to_target"] == {"mean": None, "min": None, "max": None}
+
+
+def test_a_fresh_run_in_the_same_folder_starts_a_fresh_record(tmp_path):
+    argv = ["--seeds", "7", "--runs_dir", str(tmp_path), "--target", "0", "--out", str(tmp_path / "a.json"),
+            "--threads", "1", "--", *TINY]
+    catch_seeds.main(argv)
+    again = catch_seeds.main(argv)  # the same seed into the same folder, from scratch
+    assert [c["epoch"] for c in again["runs"][0]["curve"]] == [1, 2]
+
+
+def test_missing_unfinished_or_mixed_runs_are_refused(tmp_path):
     with pytest.raises(RamError, match="no catch_metrics.jsonl"):
+        catch_seeds.summarize_run(tmp_path, 95.0)
+    epoch = {"updates": 2, "epoch_seconds": 1.0, "valid_acc": 0.5}
+    metrics = tmp_path / "catch_metrics.jsonl"
+    metrics.write_text("".join(json.dumps({"epoch": e, **epoch}) + "\n" for e in (1, 2)))
+    with pytest.raises(RamError, match="no finished run"):
+        catch_seeds.summarize_run(tmp_path, 95.0)
+    done = json.dumps({"epoch": 2, "test_acc": 0.5, "best_test_acc": 0.5, "best_epoch": 1}) + "\n"
+    metrics.write_text(metrics.read_text() + json.dumps({"epoch": 1, **epoch}) + "\n" + done)
+    with pytest.raises(RamError, match="more than one run"):
         catch_seeds.summarize_run(tmp_path, 95.0)

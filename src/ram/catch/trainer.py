@@ -52,6 +52,8 @@ class CatchTrainer(Run):
         self.test_games = TEST_GAMES
         if resume:
             self._resume()
+        else:  # a fresh run starts a fresh metrics file; a resumed one appends to it
+            self.metrics_path.unlink(missing_ok=True)
 
     @property
     def model(self) -> nn.Module:  # what Run saves and restores
