@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reproduce import git_commit, machine, portable, write_json  # noqa: E402
-from time_to_accuracy import spread  # noqa: E402
+from time_to_accuracy import split_argv, spread  # noqa: E402
 from ram import checkpoint  # noqa: E402
 from ram.commands.train_catch import main as train_catch  # noqa: E402
 from ram.errors import RamError, friendly  # noqa: E402
@@ -74,14 +74,13 @@ def plot(result: dict, path: Path, compare: list[dict]) -> Path:
     from ram.viz import plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for run in result["runs"]:
-        ax.plot([c["train_seconds"] / 60 for c in run["curve"]], [c["valid_catch_percent"] for c in run["curve"]],
-                lw=1.4, label=f"{result['name']} seed {run['seed']}: test {run['test_catch_percent']:.1f}%")
-    for other in compare:
-        for j, run in enumerate(other["runs"]):
+    for i, recipe in enumerate([result, *compare]):
+        for j, run in enumerate(recipe["runs"]):
+            who = f"{recipe['name']} seed {run['seed']}" if i == 0 else recipe["name"]
+            label = f"{who}: test {run['test_catch_percent']:.1f}%"
+            style = dict(lw=1.4) if i == 0 else dict(color="0.55", lw=1.0, ls="--")
             ax.plot([c["train_seconds"] / 60 for c in run["curve"]], [c["valid_catch_percent"] for c in run["curve"]],
-                    color="0.55", lw=1.0, ls="--", label=f"{other['name']}: test {run['test_catch_percent']:.1f}%"
-                    if j == 0 else None)
+                    label=label if i == 0 or j == 0 else None, **style)
     ax.axhline(result["target_valid_catch_percent"], color="black", lw=0.8, ls=":",
                label=f"target {result['target_valid_catch_percent']:g}%")
     ax.set(xlabel="training minutes (steps only, evaluation excluded)", ylim=(0, 100),
@@ -101,8 +100,7 @@ def plot(result: dict, path: Path, compare: list[dict]) -> Path:
 @friendly
 def main(argv=None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    flags = argv[argv.index("--") + 1:] if "--" in argv else []
-    own = argv[:argv.index("--")] if "--" in argv else argv
+    own, flags = split_argv(argv)
     p = argparse.ArgumentParser(prog="catch_seeds.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])

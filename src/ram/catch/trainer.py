@@ -50,10 +50,8 @@ class CatchTrainer(Run):
         self.epoch = 0
         self.best_valid = -1.0
         self.test_games = TEST_GAMES
-        if resume:
-            self._resume()
-        else:  # a fresh run starts a fresh metrics file; a resumed one appends to it
-            self.metrics_path.unlink(missing_ok=True)
+        if ckpt := self._start(resume):
+            self.env.generator.set_state(ckpt["rng_state"]["env"])
 
     @property
     def model(self) -> nn.Module:  # what Run saves and restores
@@ -76,10 +74,6 @@ class CatchTrainer(Run):
             "rng_state": rng,
             "interrupted": interrupted,
         }
-
-    def _resume(self) -> None:
-        ckpt = self._restore()
-        self.env.generator.set_state(ckpt["rng_state"]["env"])
 
     def update(self) -> torch.Tensor:
         """One REINFORCE update on a fresh batch of games; the terms stay on the device."""

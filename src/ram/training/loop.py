@@ -86,6 +86,15 @@ class Run:
     def path(self, which: str) -> Path:
         return self.save_dir / f"{self.name}_{which}.pth"
 
+    def _start(self, resume: bool) -> dict | None:
+        """Resume from latest (returns its checkpoint), or start afresh: a fresh run starts a
+        fresh metrics file, a resumed one appends to it."""
+        if resume:
+            return self._restore()
+        if self.writes:
+            self.metrics_path.unlink(missing_ok=True)
+        return None
+
     def _restore(self) -> dict:
         """Load latest into the model, optimizer, schedule and RNG; returns the checkpoint."""
         path = self.path("latest")

@@ -56,10 +56,7 @@ class Trainer(Run):
         self.history: list[dict] = []
         self.epoch = 0
         self.best_valid = -1.0
-        if resume:
-            self._restore()  # every rank loads the same checkpoint
-        elif self.dist.is_main:  # a fresh run starts a fresh metrics file; a resumed one appends to it
-            self.metrics_path.unlink(missing_ok=True)
+        self._start(resume)  # every rank loads the same checkpoint
         if self.average:  # the schedule of the decay counts steps
             self.average.steps = self.epoch * self.data.steps_per_epoch(config.batch_size, self.dist.world_size)
         # The module the training step calls: DDP under torchrun, else the model itself.
