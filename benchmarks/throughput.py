@@ -30,7 +30,7 @@ from ram.config import Config  # noqa: E402
 from ram.data import build_data, to_float  # noqa: E402
 from ram.model import build_model, hybrid_loss  # noqa: E402
 from ram.training import build_optimizer, epoch_generator, pick_device  # noqa: E402
-from ram.training.trainer import compile_step  # noqa: E402
+from ram.training.trainer import compile_step, step_loss  # noqa: E402
 from ram.model.unroll import unroll_autograd  # noqa: E402
 
 
@@ -53,6 +53,10 @@ def main():
     p.add_argument("--compile", action="store_true",
                    help="the forward pass and loss under torch.compile, as ram-train --compile (warm-up compiles)")
     p.add_argument("--bf16", action="store_true", help="the glimpse and core products in bfloat16 (ram-train --bf16)")
+    p.add_argument("--step", choices=("paper", "config"), default="paper",
+                   help="paper: the paper's hybrid loss on one sampled path, the step plain implementations "
+                        "take (the speed ratio's); config: the loss the data set's preset trains, e.g. "
+                        "MNIST's self-critical recipe with its mean path (ram-train's own step)")
     p.add_argument("--autograd_loop", action="store_true",
                    help="time the plain glimpse loop differentiated by autograd (unroll.unroll_autograd) "
                         "instead of the hand-written backward, for comparison")
@@ -81,6 +85,8 @@ def main():
             epoch += 1
 
     def loss_fn(x, y):
+        if args.step == "config":
+            return step_loss(config, model, net, x, y)[0]
         return hybrid_loss(net(x), y, config.reinforce_weight, config.reward)[0]
 
     if args.compile:
@@ -118,7 +124,7 @@ def main():
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
-        "loop": "autograd" if args.autograd_loop else "default", "bf16": args.bf16, "compile": args.compile,
+        "loop": "autograd" if args.autograd_loop else "default", "step": args.step, "bf16": args.bf16, "compile": args.compile,
         "train_images_per_s": round(train_ips), "eval_images_per_s": round(eval_ips),
     }))
     distributed.cleanup(dist)

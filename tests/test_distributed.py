@@ -29,12 +29,14 @@ from ram.config import Config
 from ram.errors import RamError
 from ram.model.losses import hybrid_loss
 from ram.model import RecurrentAttention
+from ram.training.trainer import step_loss
 
 WORLD = 2
 LOCAL_BATCH = 8
 STEPS = 3
 # float32: the comparison with one process is to float rounding, which bfloat16 products exceed
 CONFIG = dict(hidden_size=32, glimpse_hidden=16, num_glimpses=3, glimpse_size=8, std=0.2, precision="fp32")
+SELF_CRITICAL = Config(reward="probability", reinforce_baseline="greedy", mean_path_ce=0.5, **CONFIG)
 DIST_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -68,16 +70,15 @@ def table_noise(noise: torch.Tensor):
 
 def sgd_steps(net, model, x, y, noise):
     """STEPS steps of SGD with momentum (not Adam: its normalisation would magnify the
-    float rounding of near-zero gradients into visible differences). Each step also
-    trains the mean path through the unwrapped model, as ``--reward probability
-    --reinforce_baseline greedy --mean_path_ce`` does: two forward passes, one of them
-    outside DDP, one backward. (The 0/1 reward would leave REINFORCE no gradient here:
-    both paths of an untrained model are mostly wrong.)"""
+    float rounding of near-zero gradients into visible differences), each the trainer's
+    own loss (``step_loss``) under ``--reward probability --reinforce_baseline greedy
+    --mean_path_ce``: the mean path and the sampled path in one forward through DDP, one
+    backward. (The 0/1 reward would leave REINFORCE no gradient here: both paths of an
+    untrained model are mostly wrong.)"""
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     with table_noise(noise):
         for _ in range(STEPS):
-            mean = model(x, deterministic=True).logits
-            loss, _ = hybrid_loss(net(x), y, reward="probability", greedy_logits=mean, mean_path_ce=0.5)
+            loss, _ = step_loss(SELF_CRITICAL, model, net, x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

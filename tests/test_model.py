@@ -150,6 +150,47 @@ def test_mean_path_cross_entropy_trains_the_classifier_on_the_evaluated_path(set
         Config(mean_path_ce=1.0).validate()
 
 
+@pytest.mark.parametrize("reinforce_core", [False, True])
+def test_the_trainer_runs_both_paths_in_one_unroll_with_the_two_unrolls_loss_and_gradients(reinforce_core):
+    """The self-critical step (greedy baseline with mean_path_ce) runs the mean path and
+    the sampled path as one batch of 2B rows, the first B on the mean. It must be the loss
+    of the two separate unrolls it replaces, with the same gradients and the same noise."""
+    from ram.training.trainer import step_loss
+    config = Config(num_glimpses=4, reward="probability", reinforce_baseline="greedy", mean_path_ce=0.5,
+                    reinforce_core=reinforce_core, precision="fp32")
+    torch.manual_seed(0)
+    model = RecurrentAttention(config)
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+
+    def grads(loss):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    torch.manual_seed(1)
+    mean = model(x, deterministic=True)
+    sampled = model(x)
+    want, want_terms = hybrid_loss(sampled, y, config.reinforce_weight, config.reward, mean.logits, 0.5)
+    want_grads = grads(want)
+    torch.manual_seed(1)
+    got, got_terms = step_loss(config, model, model, x, y)
+    got_grads = grads(got)
+    torch.testing.assert_close(got, want)
+    for k in want_terms:
+        torch.testing.assert_close(got_terms[k], want_terms[k])
+    assert got_grads.keys() == want_grads.keys() and "locator.fc.weight" in got_grads
+    for n in want_grads:
+        torch.testing.assert_close(got_grads[n], want_grads[n], rtol=1e-4, atol=1e-6, msg=n)
+    # the first rows follow the mean exactly, the others draw what a batch of them alone draws
+    torch.manual_seed(2)
+    both = model(torch.cat([x, x]), greedy_rows=16)
+    torch.manual_seed(2)
+    alone = model(x)
+    assert torch.equal(both.locations[:16], mean.locations)
+    torch.testing.assert_close(both.locations[16:], alone.locations)
+    assert not torch.equal(both.locations[16:], mean.locations)
+
+
 def test_no_gradient_flows_through_sampled_locations(setup):
     model, out, y = setup
     assert not out.locations.requires_grad

@@ -71,8 +71,9 @@ class WholeImageClassifier(nn.Module):
         self.net = net
         self.input_shape = (channels, image_size, image_size)
 
-    def forward(self, x: torch.Tensor, deterministic: bool = False) -> Output:
-        # ``deterministic`` is accepted for the common interface; these models never sample.
+    def forward(self, x: torch.Tensor, deterministic: bool = False, greedy_rows: int = 0) -> Output:
+        # ``deterministic`` and ``greedy_rows`` are accepted for the common interface; these
+        # models never sample.
         if tuple(x.shape[1:]) != self.input_shape:
             c, s, _ = self.input_shape
             raise RamError(f"this baseline was built for {c}x{s}x{s} images, got "

@@ -31,8 +31,8 @@ class RecurrentAttention(nn.Module):
     ``model(x)`` takes images (B, C, H, W) as floats in [0, 1] and returns an ``Output``:
     the last step's logits, the log-probabilities and baselines of the chosen locations,
     and where every glimpse looked. Pass ``deterministic=True`` to follow the policy's mean
-    (evaluation) instead of sampling (training). ``hybrid_loss`` turns an Output into the
-    paper's training loss.
+    (evaluation) instead of sampling (training), or ``greedy_rows=n`` to follow it for the
+    first n images only. ``hybrid_loss`` turns an Output into the paper's training loss.
     """
 
     def __init__(self, config: Config):
@@ -48,8 +48,8 @@ class RecurrentAttention(nn.Module):
         self.classifier = ActionNetwork(c.hidden_size, c.num_classes)
         self.baseline = BaselineNetwork(c.hidden_size)
 
-    def forward(self, x: torch.Tensor, deterministic: bool = False) -> Output:
-        choose = self._random_location if self.random_glimpses else self._policy(deterministic)
+    def forward(self, x: torch.Tensor, deterministic: bool = False, greedy_rows: int = 0) -> Output:
+        choose = self._random_location if self.random_glimpses else self._policy(deterministic, greedy_rows)
         h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
                                        bf16=uses_bf16(self.config.precision, x.device))
         # The policy's score and the baseline of every step that chose a location, all at
@@ -66,11 +66,18 @@ class RecurrentAttention(nn.Module):
             locations=locations.transpose(0, 1),
         )
 
-    def _policy(self, deterministic: bool):
-        """l_t ~ N(tanh(f_l(h_t)), std^2 I) (or its mean), clamped to the image's square
-        after drawing; the unclamped draw is what gets scored."""
+    def _policy(self, deterministic: bool, greedy_rows: int = 0):
+        """l_t ~ N(tanh(f_l(h_t)), std^2 I) (or its mean: every row when ``deterministic``,
+        else the first ``greedy_rows``), clamped to the image's square after drawing; the
+        unclamped draw is what gets scored. The sampled rows draw the same noise as a batch
+        of those rows alone would."""
         def choose(h):
-            sample = self.locator.sample(self.locator.mean(h), deterministic)
+            mu = self.locator.mean(h)
+            if greedy_rows and not deterministic:
+                n = greedy_rows
+                sample = torch.cat([mu[:n].detach(), self.locator.sample(mu[n:])])
+            else:
+                sample = self.locator.sample(mu, deterministic)
             return sample.clamp(-1, 1), sample
         return choose
 

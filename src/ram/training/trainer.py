@@ -14,6 +14,7 @@ from . import distributed
 from ..config import Config
 from ..data import Data, build_data
 from ..model import build_model, hybrid_loss
+from ..model.ram import Output
 from ..model.unroll import uses_bf16
 from .evaluation import evaluate
 from .loop import Run, epoch_generator, pick_device, rng_state, setup_logging
@@ -33,6 +34,32 @@ def compile_step(loss_fn, device: torch.device):
     derives; on CUDA also captured as a CUDA graph, since at batch 128 the step is bound by
     the launches of its many small kernels, not by arithmetic."""
     return torch.compile(loss_fn, fullgraph=True, mode="reduce-overhead" if device.type == "cuda" else None)
+
+
+def step_loss(c: Config, model: torch.nn.Module, net: torch.nn.Module, x: torch.Tensor,
+              y: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The hybrid loss of one batch as config ``c`` trains it. ``net`` is the module the
+    step calls (DDP under torchrun), ``model`` the module itself.
+
+    With the greedy baseline, the mean path of each image is run too. When it is trained
+    as well (``mean_path_ce``), both paths go through one unroll of 2B rows, the first B
+    on the mean: the products are twice as wide, which runs faster per row than two
+    unrolls of B (docs/speed.md), and DDP sees one forward per backward. Without
+    ``mean_path_ce`` the mean path only gives the baseline, so it runs without gradient.
+    """
+    greedy = None
+    if c.reinforce_baseline == "greedy" and c.mean_path_ce > 0:
+        B = x.shape[0]
+        both = net(torch.cat([x, x]), greedy_rows=B)
+        greedy, out = both.logits[:B], Output(*(field[B:] for field in both))
+        return hybrid_loss(out, y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce)
+    if c.reinforce_baseline == "greedy":
+        # The mean path draws no noise, so the RNG stream is untouched.
+        with torch.no_grad():
+            greedy = model(x, deterministic=True).logits
+    if c.paths > 1:  # K sampled paths per image, path-major: row k * B + i is path k of image i
+        x, y = x.repeat(c.paths, 1, 1, 1), y.repeat(c.paths)
+    return hybrid_loss(net(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce, c.paths)
 
 
 class Trainer(Run):
@@ -91,17 +118,7 @@ class Trainer(Run):
     # --- the loop ----------------------------------------------------------------
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """The hybrid loss of one batch (what --compile compiles)."""
-        c = self.config
-        greedy = None
-        if c.reinforce_baseline == "greedy":
-            # The mean path draws no noise, so the RNG stream is untouched. It runs on the
-            # unwrapped model: DDP allows one forward per backward, and autograd sums both
-            # paths' gradients before DDP's hooks see them.
-            with torch.set_grad_enabled(c.mean_path_ce > 0):
-                greedy = self.model(x, deterministic=True).logits
-        if c.paths > 1:  # K sampled paths per image, path-major: row k * B + i is path k of image i
-            x, y = x.repeat(c.paths, 1, 1, 1), y.repeat(c.paths)
-        return hybrid_loss(self.net(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce, c.paths)
+        return step_loss(self.config, self.model, self.net, x, y)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One update on a batch; returns the logged terms (TERMS) without reading them back."""
