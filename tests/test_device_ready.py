@@ -119,6 +119,23 @@ def test_compiled_step_is_one_graph_and_equals_eager(tmp_path, data_dir):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
 
 
+def test_the_trainers_self_critical_step_compiles_as_one_graph():
+    """--compile on the default recipe: the mean and the sampled path in one unroll, the
+    whole loss traced without a break. Its noise is the compiler's own, so the check is
+    that the loss is finite and reaches every part that it trains."""
+    from ram.training.trainer import step_loss
+    torch.manual_seed(0)
+    config = Config(num_glimpses=3, hidden_size=32, glimpse_hidden=16, precision="fp32", reward="probability",
+                    reinforce_baseline="greedy", mean_path_ce=1.0)
+    model = RecurrentAttention(config)
+    x = torch.randint(0, 256, (16, 1, 28, 28)).float() / 255
+    y = torch.randint(0, 10, (16,))
+    loss = torch.compile(lambda x, y: step_loss(config, model, model, x, y)[0], fullgraph=True)(x, y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
 def test_the_device_check_script_passes_only_flags_that_exist():
     """The GPU script runs once in a while, on a machine of its own: a renamed flag would
     cost that whole call. Every ram-train flag list after ``--`` in it must parse."""
