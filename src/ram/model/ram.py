@@ -74,8 +74,7 @@ class RecurrentAttention(nn.Module):
         def choose(h):
             mu = self.locator.mean(h)
             if greedy_rows and not deterministic:
-                n = greedy_rows
-                sample = torch.cat([mu[:n].detach(), self.locator.sample(mu[n:])])
+                sample = torch.cat([mu[:greedy_rows].detach(), self.locator.sample(mu[greedy_rows:])])
             else:
                 sample = self.locator.sample(mu, deterministic)
             return sample.clamp(-1, 1), sample
