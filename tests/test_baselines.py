@@ -198,13 +198,13 @@ def test_rows_trained_with_other_settings_say_so():
 
 
 def test_set_trains_a_row_with_a_flag_changed_and_the_table_names_it(tmp_path, capsys):
-    args = reproduce.parse_args(["--table", "translated", "--rows", "ram6", "--set", "reward=probability",
+    args = reproduce.parse_args(["--table", "translated", "--rows", "ram6", "--set", "reward=correct",
                                  "--set", "ema=0.999", "--set", "use_lstm=true"])
     table = reproduce.TABLES["translated"]
     config = reproduce.row_config(table, table.rows[4], 400, 1, "cpu", "data", tmp_path, dict(args.settings))
-    assert (config.reward, config.ema, config.use_lstm, config.num_glimpses) == ("probability", 0.999, True, 6)
+    assert (config.reward, config.ema, config.use_lstm, config.num_glimpses) == ("correct", 0.999, True, 6)
     note = reproduce._note({"epochs": 400, "full_epochs": 200, "config": config.to_dict()})
-    assert note == "with use_lstm True, ema 0.999, reward probability"
+    assert note == "with use_lstm True, ema 0.999, reward correct"
     for bad, why in [("reward", "KEY=VALUE"), ("colour=red", "KEY=VALUE"), ("ema=fast", "not a float"),
                      ("use_lstm=yes", "not a bool"), ("seed=3", "set by reproduce.py itself")]:
         with pytest.raises(SystemExit):
