@@ -245,9 +245,8 @@ def test_a_row_of_several_seeds_is_their_mean_with_the_spread_beside_it(tmp_path
 
 
 # What a results file may differ in from its config file without the row needing a flag:
-# the seed, the machine's paths and device, and the arithmetic the machine chose.
-BOOKKEEPING = {"seed", "split_seed", "data_dir", "save_dir", "log_dir", "plot_dir", "device", "config_file",
-               "precision", "recipe"}
+# the seed and the split, the machine's paths and device, and the arithmetic it chose.
+BOOKKEEPING = {*reproduce.PATH_KEYS, "seed", "split_seed", "device", "config_file", "precision", "recipe"}
 
 
 @pytest.mark.parametrize("table", ["mnist", "translated", "fashion-mnist"])
