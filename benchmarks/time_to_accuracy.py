@@ -68,6 +68,7 @@ import json
 import math
 import shlex
 import sys
+import textwrap
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -241,7 +242,8 @@ def machine_line(result: dict) -> str:
     commit = str(result.get("git_commit", "?"))[:12]
     note = f"; {result['note']}" if result.get("note") else ""
     seeds = " ".join(str(r["seed"]) for r in result["runs"])
-    return f"{result['name']}: seeds {seeds}, {m.get('device', '?')} ({where}{threads}), commit {commit}{note}"
+    line = f"{result['name']}: seeds {seeds}, {m.get('device', '?')} ({where}{threads}), commit {commit}{note}"
+    return "\n".join(textwrap.wrap(line, 170))  # a long note wraps instead of running off the figure
 
 
 def plot_curves(results: list[dict], path, extra_target: float | None = None) -> Path:
@@ -271,7 +273,8 @@ def plot_curves(results: list[dict], path, extra_target: float | None = None) ->
                                    f"test {run['test_error_percent']:.2f}% (epoch {run['best_epoch']})")
             else:
                 mean = (result.get("summary") or summarize_recipe(result["runs"]))["test_error_percent"]["mean"]
-                label = f"{result['name']}, {len(result['runs'])} seeds" + (
+                n = len(result["runs"])
+                label = f"{result['name']}, {n} seed{'s' if n > 1 else ''}" + (
                     f" (mean test {mean:.2f}%)" if mean is not None else "")
                 style = dict(color=COMPARE_COLOURS[(i - 1) % len(COMPARE_COLOURS)], lw=1.1, alpha=0.85,
                              ls="--" if i % 2 == 0 else "-", label=label if j == 0 else None)
