@@ -49,7 +49,7 @@ def train_parser() -> argparse.ArgumentParser:
       help=f"standard deviation of the Gaussian location policy (preset: 0.2 for mnist, translated and cluttered, else {d.std})")
     a("--std_final", type=float, default=None,
       help="narrow the policy along the cosine schedule from --std down to this std (0: keep --std; "
-           "preset: 0.1 for mnist)")
+           "preset: 0.1 for the built-in data sets; folder data: 0)")
     a("--location_hidden", type=int, default=d.location_hidden,
       help="hidden units of the location network (0: Linear(h_t), as in the paper)")
     a("--reinforce_core", action=argparse.BooleanOptionalAction, default=None,
@@ -60,7 +60,7 @@ def train_parser() -> argparse.ArgumentParser:
     a("--clutter_size", type=int, default=d.clutter_size)
     a("--max_shift", type=int, default=None,
       help=f"augmentation: shift each training image by up to N pixels (preset: 2 for mnist, else {d.max_shift}: off)")
-    a("--num_epochs", type=int, default=None, help=f"(preset: 200 for mnist, else {d.num_epochs})")
+    a("--num_epochs", type=int, default=None, help=f"(preset: 200 for the built-in data sets; folder data: {d.num_epochs})")
     a("--recipe", default="default", choices=["default", "paper"],
       help="default: this project's best training for the dataset; paper: the paper's plain one "
            "(0/1 reward, learned baseline, no weight average), with the same glimpse settings")
@@ -78,7 +78,7 @@ def train_parser() -> argparse.ArgumentParser:
            "REINFORCE shapes the core with --reinforce_core")
     a("--ema", type=float, default=None,
       help="evaluate and save an exponential moving average of the weights with this decay, e.g. 0.999 "
-           "(0: off; preset: 0.9998 for mnist)")
+           "(0: off; preset: 0.9998 for the built-in data sets; folder data: 0)")
     a("--reward", default=None, choices=["correct", "probability"],
       help="REINFORCE's reward: 1 for a right answer else 0 (the paper's), or the probability of the true class")
     a("--reinforce_baseline", default=None, choices=["learned", "greedy", "leave_one_out"],
@@ -129,13 +129,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def batch_lr_warning(global_batch: int, lr: float | None) -> str | None:
     """The default rate was tuned at batch 128. A larger batch at that rate takes fewer
     steps of the same size, and a smaller one more, noisier steps: both measured to cost
-    accuracy. Say so rather than let it happen silently (README, "Batch size and learning rate")."""
+    accuracy. Say so rather than let it happen silently (docs/experiments.md, "Batch size and learning rate")."""
     if lr is not None or global_batch == Config.batch_size:
         return None
     return (f"warning: a global batch of {global_batch} with --lr {Config.lr:g}, the rate tuned for batch "
             f"{Config.batch_size}; at batch 512 that cost 3 points of MNIST error in 10-epoch runs, and scaling "
             f"the rate with the batch (here --lr {Config.lr * global_batch / Config.batch_size:g}) did not: "
-            f"see the README")
+            f"see docs/experiments.md, \"Batch size and learning rate\"")
 
 
 @friendly

@@ -22,8 +22,8 @@ Two implementations of the same recurrence:
   recurrence itself, dh_{t-1} = (dh_t * [h_t > 0]) W_hh; every weight's gradient is a
   single matrix product over all T*B rows at once, and the forward pass writes its
   activations straight into the buffers the backward pass reads. The numbers are the
-  same up to float rounding (tests/test_unroll.py); training is 14% faster on the 2-core
-  CPU of the README's Speed section.
+  same up to float rounding (tests/test_unroll.py); training was 14% faster on a 2-core
+  AVX2 CPU (docs/speed.md).
 """
 from __future__ import annotations
 

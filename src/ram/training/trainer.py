@@ -172,8 +172,8 @@ class Trainer(Run):
     def _epoch_row(self, lr: float, row: dict) -> dict:
         """Validation every epoch; the test set only for a checkpoint that validation
         chooses, and for the last epoch. The test set reports, it never chooses, and on
-        100x100 images measuring it every epoch is about a sixth of a run's time (README,
-        Usage). Epochs without it record test_acc None. Without a validation split
+        100x100 images measuring it every epoch is about a sixth of a run's time (docs/usage.md).
+        Epochs without it record test_acc None. Without a validation split
         (``--valid_size 0``, the final fit on every training image) nothing is chosen, so
         the test set is measured once, at the end of the schedule."""
         set_policy_std(self.evaluated, self.config, self.epoch - 1)
