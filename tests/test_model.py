@@ -150,14 +150,16 @@ def test_mean_path_cross_entropy_trains_the_classifier_on_the_evaluated_path(set
         Config(mean_path_ce=1.0).validate()
 
 
-@pytest.mark.parametrize("reinforce_core", [False, True])
-def test_the_trainer_runs_both_paths_in_one_unroll_with_the_two_unrolls_loss_and_gradients(reinforce_core):
+@pytest.mark.parametrize("reinforce_core,use_lstm", [(False, False), (True, False), (True, True)])
+def test_the_trainer_runs_both_paths_in_one_unroll_with_the_two_unrolls_loss_and_gradients(reinforce_core, use_lstm):
     """The self-critical step (greedy baseline with mean_path_ce) runs the mean path and
-    the sampled path as one batch of 2B rows, the first B on the mean. It must be the loss
-    of the two separate unrolls it replaces, with the same gradients and the same noise."""
+    the sampled path as one batch of 2B rows, the first B on the mean, reading one retina
+    table built for the B images. It must be the loss of the two separate unrolls it
+    replaces, with the same gradients and the same noise (the LSTM core takes the plain
+    loop, the ReLU core the hand-written backward)."""
     from ram.training.trainer import step_loss
     config = Config(num_glimpses=4, reward="probability", reinforce_baseline="greedy", mean_path_ce=0.5,
-                    reinforce_core=reinforce_core, precision="fp32")
+                    reinforce_core=reinforce_core, use_lstm=use_lstm, precision="fp32")
     torch.manual_seed(0)
     model = RecurrentAttention(config)
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))

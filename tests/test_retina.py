@@ -4,7 +4,7 @@ import itertools
 import pytest
 import torch
 
-from ram.model.retina import glimpse
+from ram.model.retina import Retina, glimpse
 
 
 def naive_glimpse(image, l, g, k):
@@ -50,6 +50,21 @@ def test_glimpse_matches_naive_reference(k, g, C, H, W):
         want = (naive_glimpse(levels[b], LOCATIONS[b], g, k) / 255).float()
         # naive output is scale-major then channel; reorder ours (scale, channel, y, x) alike
         assert torch.equal(got[b], want), f"location {LOCATIONS[b].tolist()} differs"
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_copies_read_their_own_image_from_one_table(k):
+    """With copies, row j * B + i looks at image i wherever its own location says: the
+    pixels the naive reference reads there, from a table built once for the B images."""
+    torch.manual_seed(0)
+    B, copies, C, g = 4, 3, 2, 4
+    levels = torch.randint(0, 256, (B, C, 20, 24)).float()
+    locations = LOCATIONS[:B * copies]
+    got = Retina(levels / 255, g, k, copies).glimpse(locations)
+    assert got.shape == (B * copies, k * C * g * g)
+    for row in range(B * copies):
+        want = (naive_glimpse(levels[row % B], locations[row], g, k) / 255).float()
+        assert torch.equal(got[row], want), f"row {row} differs"
 
 
 def test_glimpse_far_outside_is_zero_and_centre_sees_the_middle():

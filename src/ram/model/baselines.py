@@ -71,9 +71,11 @@ class WholeImageClassifier(nn.Module):
         self.net = net
         self.input_shape = (channels, image_size, image_size)
 
-    def forward(self, x: torch.Tensor, deterministic: bool = False, greedy_rows: int = 0) -> Output:
+    def forward(self, x: torch.Tensor, deterministic: bool = False, greedy_rows: int = 0,
+                copies: int = 1) -> Output:
         # ``deterministic`` and ``greedy_rows`` are accepted for the common interface; these
         # models never sample.
+        x = x.repeat(copies, 1, 1, 1) if copies > 1 else x
         if tuple(x.shape[1:]) != self.input_shape:
             c, s, _ = self.input_shape
             raise RamError(f"this baseline was built for {c}x{s}x{s} images, got "

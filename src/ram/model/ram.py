@@ -32,7 +32,9 @@ class RecurrentAttention(nn.Module):
     the last step's logits, the log-probabilities and baselines of the chosen locations,
     and where every glimpse looked. Pass ``deterministic=True`` to follow the policy's mean
     (evaluation) instead of sampling (training), or ``greedy_rows=n`` to follow it for the
-    first n images only. ``hybrid_loss`` turns an Output into the paper's training loss.
+    first n images only. ``copies=k`` looks at every image k times, as at the batch
+    repeated k times (row j * B + i is image i), building the retina's table once.
+    ``hybrid_loss`` turns an Output into the paper's training loss.
     """
 
     def __init__(self, config: Config):
@@ -48,10 +50,11 @@ class RecurrentAttention(nn.Module):
         self.classifier = ActionNetwork(c.hidden_size, c.num_classes)
         self.baseline = BaselineNetwork(c.hidden_size)
 
-    def forward(self, x: torch.Tensor, deterministic: bool = False, greedy_rows: int = 0) -> Output:
+    def forward(self, x: torch.Tensor, deterministic: bool = False, greedy_rows: int = 0,
+                copies: int = 1) -> Output:
         choose = self._random_location if self.random_glimpses else self._policy(deterministic, greedy_rows)
         h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
-                                       bf16=uses_bf16(self.config.precision, x.device))
+                                       bf16=uses_bf16(self.config.precision, x.device), copies=copies)
         # The policy's score and the baseline of every step that chose a location, all at
         # once from h_t: they need nothing else from inside the loop.
         h_chose = h[:-1]

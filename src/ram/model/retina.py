@@ -63,10 +63,15 @@ def _constants(device: torch.device, g: int, k: int, H: int, W: int) -> tuple[to
 class Retina:
     """Glimpse sensor for one image batch: builds its table once (the integral image, or
     for one scale the image with a zero border), then serves every glimpse.
-    ``Retina(x, g, k).glimpse(l)`` returns (B, k*C*g*g)."""
+    ``Retina(x, g, k).glimpse(l)`` returns (B, k*C*g*g).
 
-    def __init__(self, images: torch.Tensor, glimpse_size: int, num_scales: int):
-        self.g, self.k = glimpse_size, num_scales
+    ``copies``: the glimpses are asked for the batch repeated that many times (row
+    j * B + i looks at image i), as when each image is followed along several paths. The
+    table is still built once, for the B images: on 60x60 canvases building it costs more
+    than a glimpse."""
+
+    def __init__(self, images: torch.Tensor, glimpse_size: int, num_scales: int, copies: int = 1):
+        self.g, self.k, self.copies = glimpse_size, num_scales, copies
         self.B, self.C, self.H, self.W = images.shape
         self.dtype = images.dtype
         if num_scales == 1:
@@ -74,8 +79,8 @@ class Retina:
         else:  # table[y, x] = the sum of the pixel levels above and left of (y, x)
             # int32 holds the sum of up to 8.4 million levels exactly; beyond, int64 does
             exact = torch.int32 if self.H * self.W * LEVELS < 2**31 else torch.int64
-            levels = (images * LEVELS).round_().to(exact)
-            table = F.pad(levels.cumsum(-1, dtype=exact).cumsum(-2, dtype=exact), (1, 0, 1, 0))
+            # the zero row and column go in first, so both sums run in place
+            table = F.pad((images * LEVELS).round_().to(exact), (1, 0, 1, 0)).cumsum_(-1).cumsum_(-2)
         self.row = table.shape[-1]
         self.table = table.reshape(self.B, self.C, -1)
         # torch.compile bakes the constants into its graph; the cache is for eager mode
@@ -84,20 +89,24 @@ class Retina:
             images.device, self.g, self.k, self.H, self.W)
 
     def glimpse(self, l: torch.Tensor) -> torch.Tensor:
-        B, C, g, k = self.B, self.C, self.g, self.k
+        B, C, g, k, copies = self.B, self.C, self.g, self.k, self.copies
+        rows = B * copies
         p = ((l + 1) * self.half_size).floor_().long()  # the location's pixel (x, y), module doc
-        # what to read per scale, clamped to the table: (B, 2, k, n) for x and y
-        at = torch.minimum((p.view(B, 2, 1, 1) + self.offsets).clamp_(min=0), self.highest)
-        idx = (at[:, 1].unsqueeze(-1) * self.row + at[:, 0].unsqueeze(-2)).view(B, 1, -1)
+        # what to read per scale, clamped to the table: (rows, 2, k, n) for x and y
+        at = torch.minimum((p.view(rows, 2, 1, 1) + self.offsets).clamp_(min=0), self.highest)
+        idx = at[:, 1].unsqueeze(-1) * self.row + at[:, 0].unsqueeze(-2)
+        # every copy of image i reads image i's table: their reads side by side along it
+        idx = idx.view(copies, B, -1).transpose(0, 1).reshape(B, 1, -1)
         read = self.table.gather(2, idx.expand(B, C, -1))
+        read = read.view(B, C, copies, -1).permute(2, 0, 1, 3).reshape(rows, C, -1)
         if k == 1:
-            return read.view(B, -1)
-        corners = read.view(B, C, k, g + 1, g + 1)
+            return read.view(rows, -1)
+        corners = read.view(rows, C, k, g + 1, g + 1)
         sums = (corners[..., 1:, 1:] - corners[..., :-1, 1:]
                 - corners[..., 1:, :-1] + corners[..., :-1, :-1])
         # averages, scale-major then channel, as the scales are stacked; a patch's sum of
         # levels is an exact float32 below 2^24, i.e. for patches of up to 65,000 pixels
-        return (sums.to(self.dtype) / self.divisor).transpose(1, 2).reshape(B, -1)
+        return (sums.to(self.dtype) / self.divisor).transpose(1, 2).reshape(rows, -1)
 
 
 def glimpse(images: torch.Tensor, l: torch.Tensor, glimpse_size: int, num_scales: int) -> torch.Tensor:

@@ -55,8 +55,9 @@ def native_bf16(device_type: str) -> bool:
 
 
 def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choose: Choose,
-           num_glimpses: int, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the glimpse loop on images x (B, C, H, W).
+           num_glimpses: int, bf16: bool = False, copies: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the glimpse loop on images x (B, C, H, W), each ``copies`` times: B = x's rows
+    times copies, row j * B + i a copy of image i (the retina's table is built once).
 
     Returns h (T, B, hidden), in x's dtype, with a gradient path to the glimpse and core
     networks, the policy's raw samples (T-1, B, 2) and the locations looked at,
@@ -71,16 +72,16 @@ def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choo
     # (--compile) the compiler writes the plain loop's backward itself, fused.
     if core.use_lstm or not torch.is_grad_enabled() or torch.compiler.is_compiling():
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses)
+            h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies)
         return h.to(x.dtype), samples.to(x.dtype), locations.to(x.dtype)
-    return unroll_rnn(x, glimpse_net, core, choose, num_glimpses, torch.bfloat16 if bf16 else x.dtype)
+    return unroll_rnn(x, glimpse_net, core, choose, num_glimpses, torch.bfloat16 if bf16 else x.dtype, copies)
 
 
-def unroll_autograd(x, glimpse_net, core, choose, num_glimpses):
+def unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies=1):
     """The loop as the paper writes it, one glimpse at a time, for any core."""
-    retina = Retina(x, glimpse_net.glimpse_size, glimpse_net.num_scales)
+    retina = Retina(x, glimpse_net.glimpse_size, glimpse_net.num_scales, copies)
     state = None  # h_{-1} = 0: the core skips its product
-    l = x.new_zeros(x.shape[0], 2)
+    l = x.new_zeros(x.shape[0] * copies, 2)
     hs, samples, locations = [], [], [l]
     for t in range(num_glimpses):
         state = core(glimpse_net(retina, l), state)
@@ -90,15 +91,15 @@ def unroll_autograd(x, glimpse_net, core, choose, num_glimpses):
                 l, sample = choose(state[0].to(x.dtype))
             locations.append(l)
             samples.append(sample)
-    samples = torch.stack(samples) if samples else x.new_zeros(0, x.shape[0], 2)
+    samples = torch.stack(samples) if samples else x.new_zeros(0, x.shape[0] * copies, 2)
     return torch.stack(hs), samples, torch.stack(locations)
 
 
-def unroll_rnn(x, glimpse_net, core, choose, num_glimpses, dtype=None):
+def unroll_rnn(x, glimpse_net, core, choose, num_glimpses, dtype=None, copies=1):
     """The loop for the ReLU-RNN core, with the time-batched backward of ``_RNNUnroll``;
     its matrix products take ``dtype`` inputs (default: x's)."""
     g, c = glimpse_net, core
-    return _RNNUnroll.apply(x, choose, num_glimpses, g.glimpse_size, g.num_scales, dtype or x.dtype,
+    return _RNNUnroll.apply(x, choose, num_glimpses, g.glimpse_size, g.num_scales, dtype or x.dtype, copies,
                             g.fc_rho.weight, g.fc_rho.bias, g.fc_l.weight, g.fc_l.bias,
                             g.fc_g.weight, g.fc_g.bias, c.fc_h.weight, c.fc_h.bias)
 
@@ -115,12 +116,13 @@ class _RNNUnroll(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, choose, T, glimpse_size, num_scales, dtype, w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h):
-        B, H, gh = x.shape[0], w_h.shape[0], w_rho.shape[0]
+    def forward(ctx, x, choose, T, glimpse_size, num_scales, dtype, copies, w_rho, b_rho, w_l, b_l, w_g, b_g,
+                w_h, b_h):
+        B, H, gh = x.shape[0] * copies, w_h.shape[0], w_rho.shape[0]
         ctx.weight_dtype = w_h.dtype
         w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h = (
             p.to(dtype) for p in (w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h))
-        retina = Retina(x, glimpse_size, num_scales)
+        retina = Retina(x, glimpse_size, num_scales, copies)
         rho = x.new_empty(T, B, w_rho.shape[1], dtype=dtype)
         l = x.new_zeros(T, B, 2)           # l_0 is the centre
         u = x.new_empty(T, B, 2 * gh, dtype=dtype)
@@ -168,7 +170,7 @@ class _RNNUnroll(torch.autograd.Function):
                  dc.t() @ l.view(T * B, 2).to(dc.dtype), dc.sum(0),
                  dz.t() @ u, dz.sum(0),
                  dp.t() @ v, dp.sum(0))
-        return (None,) * 6 + tuple(g.to(ctx.weight_dtype) for g in grads)
+        return (None,) * 7 + tuple(g.to(ctx.weight_dtype) for g in grads)
 
 
 def _relu_backward(grad: torch.Tensor, output: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

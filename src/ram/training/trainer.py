@@ -44,22 +44,23 @@ def step_loss(c: Config, model: torch.nn.Module, net: torch.nn.Module, x: torch.
     With the greedy baseline, the mean path of each image is run too. When it is trained
     as well (``mean_path_ce``), both paths go through one unroll of 2B rows, the first B
     on the mean: the products are twice as wide, which runs faster per row than two
-    unrolls of B (docs/speed.md), and DDP sees one forward per backward. Without
+    unrolls of B (docs/speed.md), the retina's table is built once for both, and DDP
+    sees one forward per backward. Without
     ``mean_path_ce`` the mean path only gives the baseline, so it runs without gradient.
     """
     greedy = None
     if c.reinforce_baseline == "greedy" and c.mean_path_ce > 0:
         B = x.shape[0]
-        both = net(torch.cat([x, x]), greedy_rows=B)
+        both = net(x, greedy_rows=B, copies=2)
         greedy, out = both.logits[:B], Output(*(field[B:] for field in both))
         return hybrid_loss(out, y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce)
     if c.reinforce_baseline == "greedy":
         # The mean path draws no noise, so the RNG stream is untouched.
         with torch.no_grad():
             greedy = model(x, deterministic=True).logits
-    if c.paths > 1:  # K sampled paths per image, path-major: row k * B + i is path k of image i
-        x, y = x.repeat(c.paths, 1, 1, 1), y.repeat(c.paths)
-    return hybrid_loss(net(x), y, c.reinforce_weight, c.reward, greedy, c.mean_path_ce, c.paths)
+    # K sampled paths per image, path-major: row k * B + i is path k of image i
+    return hybrid_loss(net(x, copies=c.paths), y.repeat(c.paths), c.reinforce_weight, c.reward, greedy,
+                       c.mean_path_ce, c.paths)
 
 
 class Trainer(Run):
