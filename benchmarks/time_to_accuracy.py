@@ -66,6 +66,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import shlex
 import sys
 import textwrap
@@ -105,7 +106,8 @@ def tool_parser() -> argparse.ArgumentParser:
     a("--plot", default=None, help="PNG: validation error against training seconds and images seen")
     a("--compare", nargs="+", default=[], metavar="JSON",
       help="earlier outputs of this script to draw on the same axes (e.g. today's recipe)")
-    a("--plot_only", action="store_true", help="train nothing: draw --compare files into --plot")
+    a("--plot_only", action="store_true", help="train nothing: draw --compare files into --plot (files of one "
+                                              "recipe's seeds, NAME_seedN from one commit and machine, as one recipe)")
     return p
 
 
@@ -235,6 +237,21 @@ def load_result(path) -> dict:
     return result
 
 
+def seeds_as_recipes(results: list[dict]) -> list[dict]:
+    """Files of one recipe's seeds, written by separate runs (``--name NAME_seedN``), as one
+    recipe NAME with all their runs, so that a plot draws them as one: only files that
+    agree on commit, machine and note merge, so that what the plot says of them stays true."""
+    merged: dict[tuple, dict] = {}
+    for result in results:
+        name = re.sub(r"_seed\d+$", "", result["name"])
+        key = (name, result.get("git_commit"), json.dumps(result.get("machine"), sort_keys=True), result.get("note"))
+        if key in merged:
+            merged[key]["runs"] += result["runs"]
+        else:
+            merged[key] = {**result, "name": name, "runs": list(result["runs"]), "summary": None}
+    return list(merged.values())
+
+
 def machine_line(result: dict) -> str:
     m = result.get("machine", {})
     where = m.get("device_name") or m.get("cpu") or "?"
@@ -324,7 +341,7 @@ def main(argv=None) -> dict | None:
         if recipe or not opts.compare or not opts.plot:
             parser.error("--plot_only draws --compare files into --plot, and trains nothing: "
                          "give both, and no recipe flags after --")
-        print(f"wrote {plot_curves(compare, opts.plot, opts.target)}")
+        print(f"wrote {plot_curves(seeds_as_recipes(compare), opts.plot, opts.target)}")
         return None
     if opts.target is None:
         parser.error("--target (validation error in percent) is required unless --plot_only")

@@ -160,3 +160,13 @@ def test_refuses_recipes_it_cannot_measure(recipe, message, capsys):
         tta.main(["--target", "1", "--", *recipe])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_seed_files_of_one_recipe_are_drawn_as_one():
+    def result(name, seed, commit, test):
+        return {"name": name, "git_commit": commit, "machine": {"cpu": "x"}, "note": "idle",
+                "runs": [{"seed": seed, "test_error_percent": test}], "summary": {"stale": True}}
+    merged = tta.seeds_as_recipes([result("c_seed1", 1, "a", 4.0), result("c_seed2", 2, "a", 5.0),
+                                   result("c_seed3", 3, "b", 6.0), result("d", 1, "a", 7.0)])
+    assert [(r["name"], [run["seed"] for run in r["runs"]]) for r in merged] == [("c", [1, 2]), ("c", [3]), ("d", [1])]
+    assert merged[0]["summary"] is None  # recomputed from the merged runs when drawn
