@@ -236,6 +236,26 @@ def test_deterministic_policy_repeats_and_sampled_policy_explores():
     assert c.locations.abs().max() <= 1
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_predict_proba_is_the_forward_pass_softmax_and_locations(precision):
+    """Evaluation skips the policy's scores and the baselines, but must classify and look
+    exactly as the training forward pass does, on the mean path and on sampled ones."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    model = RecurrentAttention(Config(num_glimpses=4, precision=precision)).eval()
+    x = torch.rand(16, 1, 28, 28)
+    with torch.no_grad():
+        out = model(x, deterministic=True)
+        probs, locations = model.predict_proba(x)
+        assert torch.equal(probs, F.softmax(out.logits, 1)) and torch.equal(locations, out.locations)
+        torch.manual_seed(1)
+        sampled = [model(x) for _ in range(3)]
+        torch.manual_seed(1)
+        probs, locations = model.predict_proba(x, mc_samples=3)
+    assert torch.equal(probs, torch.stack([F.softmax(o.logits, 1) for o in sampled]).mean(0))
+    assert torch.equal(locations, sampled[0].locations)
+
+
 def test_random_glimpse_ablation_has_no_policy_gradient():
     torch.manual_seed(0)
     model = RecurrentAttention(Config(model="random", num_glimpses=4))

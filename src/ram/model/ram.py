@@ -52,9 +52,7 @@ class RecurrentAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, deterministic: bool = False, greedy_rows: int = 0,
                 copies: int = 1) -> Output:
-        choose = self._random_location if self.random_glimpses else self._policy(deterministic, greedy_rows)
-        h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
-                                       bf16=uses_bf16(self.config.precision, x.device), copies=copies)
+        h, samples, locations = self._glimpses(x, deterministic, greedy_rows, copies)
         # The policy's score and the baseline of every step that chose a location, all at
         # once from h_t: they need nothing else from inside the loop.
         h_chose = h[:-1]
@@ -68,6 +66,12 @@ class RecurrentAttention(nn.Module):
             baselines=self.baseline(h_chose).t(),
             locations=locations.transpose(0, 1),
         )
+
+    def _glimpses(self, x: torch.Tensor, deterministic: bool, greedy_rows: int = 0, copies: int = 1):
+        """The glimpse loop: h (T, B, hidden), the policy's raw samples and the locations."""
+        choose = self._random_location if self.random_glimpses else self._policy(deterministic, greedy_rows)
+        return unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
+                      bf16=uses_bf16(self.config.precision, x.device), copies=copies)
 
     def _policy(self, deterministic: bool, greedy_rows: int = 0):
         """l_t ~ N(tanh(f_l(h_t)), std^2 I) (or its mean: every row when ``deterministic``,
@@ -97,12 +101,11 @@ class RecurrentAttention(nn.Module):
         headline setting. ``mc_samples = N`` averages the softmax over N sampled glimpse
         paths (a later trick, reported separately); the locations are those of the first.
         """
-        if mc_samples <= 0:
-            out = self(x, deterministic=True)
-            return F.softmax(out.logits, dim=1), out.locations
-        outs = [self(x, deterministic=False) for _ in range(mc_samples)]
-        probs = torch.stack([F.softmax(o.logits, dim=1) for o in outs]).mean(0)
-        return probs, outs[0].locations
+        # Only the last h_t and the locations are needed: the policy's scores and the
+        # baselines, which forward() computes for training, would be wasted work here.
+        paths = [self._glimpses(x, deterministic=mc_samples <= 0) for _ in range(max(mc_samples, 1))]
+        probs = torch.stack([F.softmax(self.classifier(h[-1]), dim=1) for h, _, _ in paths]).mean(0)
+        return probs, paths[0][2].transpose(0, 1)
 
     @classmethod
     def from_checkpoint(cls, path, device="cpu") -> "RecurrentAttention":
