@@ -62,7 +62,8 @@ def main():
                         "instead of the hand-written backward, for comparison")
     args = p.parse_args()
     if args.autograd_loop:
-        ram.model.ram.unroll = lambda *a, bf16: unroll_autograd(*a)  # what RecurrentAttention.forward calls
+        # what RecurrentAttention calls; in float32, as the plain loop runs in training
+        ram.model.ram.unroll = lambda *a, bf16, copies, last_only: unroll_autograd(*a, copies, last_only)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)

@@ -57,7 +57,7 @@ def test_hybrid_loss_gradients_match_on_the_model(monkeypatch, flags):
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     grads = []
     for fn in (unroll_autograd, unroll_rnn):
-        monkeypatch.setattr(ram.model.ram, "unroll", lambda *args, bf16, copies, fn=fn: fn(*args, copies=copies))
+        monkeypatch.setattr(ram.model.ram, "unroll", lambda *args, bf16, copies, last_only, fn=fn: fn(*args, copies=copies))
         model.zero_grad()
         torch.manual_seed(3)
         loss, _ = hybrid_loss(model(x), y)

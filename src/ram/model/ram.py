@@ -67,11 +67,12 @@ class RecurrentAttention(nn.Module):
             locations=locations.transpose(0, 1),
         )
 
-    def _glimpses(self, x: torch.Tensor, deterministic: bool, greedy_rows: int = 0, copies: int = 1):
-        """The glimpse loop: h (T, B, hidden), the policy's raw samples and the locations."""
+    def _glimpses(self, x: torch.Tensor, deterministic: bool, greedy_rows: int = 0, copies: int = 1,
+                  last_only: bool = False):
+        """The glimpse loop: h (T, B, hidden), or only h_{T-1}, the policy's raw samples and the locations."""
         choose = self._random_location if self.random_glimpses else self._policy(deterministic, greedy_rows)
         return unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
-                      bf16=uses_bf16(self.config.precision, x.device), copies=copies)
+                      bf16=uses_bf16(self.config.precision, x.device), copies=copies, last_only=last_only)
 
     def _policy(self, deterministic: bool, greedy_rows: int = 0):
         """l_t ~ N(tanh(f_l(h_t)), std^2 I) (or its mean: every row when ``deterministic``,
@@ -103,7 +104,7 @@ class RecurrentAttention(nn.Module):
         """
         # Only the last h_t and the locations are needed: the policy's scores and the
         # baselines, which forward() computes for training, would be wasted work here.
-        paths = [self._glimpses(x, deterministic=mc_samples <= 0) for _ in range(max(mc_samples, 1))]
+        paths = [self._glimpses(x, deterministic=mc_samples <= 0, last_only=True) for _ in range(max(mc_samples, 1))]
         probs = torch.stack([F.softmax(self.classifier(h[-1]), dim=1) for h, _, _ in paths]).mean(0)
         return probs, paths[0][2].transpose(0, 1)
 

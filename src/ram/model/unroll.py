@@ -55,13 +55,17 @@ def native_bf16(device_type: str) -> bool:
 
 
 def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choose: Choose,
-           num_glimpses: int, bf16: bool = False, copies: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           num_glimpses: int, bf16: bool = False, copies: int = 1,
+           last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the glimpse loop on images x (B, C, H, W), each ``copies`` times: B = x's rows
     times copies, row j * B + i a copy of image i (the retina's table is built once).
 
     Returns h (T, B, hidden), in x's dtype, with a gradient path to the glimpse and core
     networks, the policy's raw samples (T-1, B, 2) and the locations looked at,
     l_0 .. l_{T-1} (T, B, 2); the last two carry no gradient.
+
+    ``last_only``: h is only h_{T-1}, (1, B, hidden), which is all that classifying needs;
+    evaluation then neither stacks nor casts the other steps' states.
 
     ``bf16``: the matrix products of the glimpse and core networks take bfloat16 inputs
     (accumulating in float32), everything else stays float32. On CPUs with AVX-512 BF16
@@ -72,13 +76,16 @@ def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choo
     # (--compile) the compiler writes the plain loop's backward itself, fused.
     if core.use_lstm or not torch.is_grad_enabled() or torch.compiler.is_compiling():
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies)
+            h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies, last_only)
         return h.to(x.dtype), samples.to(x.dtype), locations.to(x.dtype)
-    return unroll_rnn(x, glimpse_net, core, choose, num_glimpses, torch.bfloat16 if bf16 else x.dtype, copies)
+    h, samples, locations = unroll_rnn(x, glimpse_net, core, choose, num_glimpses,
+                                       torch.bfloat16 if bf16 else x.dtype, copies)
+    return (h[-1:] if last_only else h), samples, locations
 
 
-def unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies=1):
-    """The loop as the paper writes it, one glimpse at a time, for any core."""
+def unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies=1, last_only=False):
+    """The loop as the paper writes it, one glimpse at a time, for any core (h: every
+    step's state, or with ``last_only`` the last one's)."""
     retina = Retina(x, glimpse_net.glimpse_size, glimpse_net.num_scales, copies)
     state = None  # h_{-1} = 0: the core skips its product
     l = x.new_zeros(x.shape[0] * copies, 2)
@@ -92,7 +99,7 @@ def unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies=1):
             locations.append(l)
             samples.append(sample)
     samples = torch.stack(samples) if samples else x.new_zeros(0, x.shape[0] * copies, 2)
-    return torch.stack(hs), samples, torch.stack(locations)
+    return (state[0][None] if last_only else torch.stack(hs)), samples, torch.stack(locations)
 
 
 def unroll_rnn(x, glimpse_net, core, choose, num_glimpses, dtype=None, copies=1):
