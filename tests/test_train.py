@@ -65,6 +65,18 @@ def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, data_dir, mo
         assert torch.equal(v, resumed.evaluated.state_dict()[k]), k
 
 
+def test_curves_are_drawn_at_the_first_and_last_epochs_not_every_one(tmp_path, data_dir, monkeypatch):
+    """A drawing costs about half a second, a tenth of a short epoch: between the first and
+    the last epoch the curves wait PLOT_SECONDS."""
+    import ram.training.loop
+    import ram.viz
+    drawn = []
+    monkeypatch.setattr(ram.viz, "plot_training_curves", lambda history, path: drawn.append(len(history)))
+    monkeypatch.setattr(ram.training.loop, "PLOT_SECONDS", 1e9)
+    Trainer(small_config(tmp_path, data_dir, train_size=4 * 32, batch_size=32, num_epochs=3), progress=False).fit()
+    assert drawn == [1, 3]
+
+
 def test_weight_average_is_the_exponential_moving_average_of_the_steps():
     from ram.training import WeightAverage
     model = torch.nn.Linear(3, 2)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from pathlib import Path
 
 import torch
@@ -60,6 +62,9 @@ def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+PLOT_SECONDS = 30.0  # the training curves are redrawn at most this often (and at the last epoch)
 
 
 class Run:
@@ -129,8 +134,17 @@ class Run:
         self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row) + "\n")
+        # Drawing costs about half a second, a tenth of a short epoch: the curves are
+        # redrawn at the first epoch, then at most every PLOT_SECONDS, and at the last.
+        if self.epoch >= self.config.num_epochs or time.monotonic() - self._plotted_at >= PLOT_SECONDS:
+            self._plot()
+
+    _plotted_at = -math.inf
+
+    def _plot(self) -> None:
         from ..viz import plot_training_curves
         plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
+        self._plotted_at = time.monotonic()
 
     writes = True  # whether this process writes checkpoints (under torchrun only rank 0)
     average = None  # a WeightAverage, evaluated and saved in place of the raw weights (--ema)
@@ -155,4 +169,6 @@ class Run:
     def _save_interrupted(self) -> None:
         """Keep the work on Ctrl-C: the weights so far, marked; --resume redoes the broken epoch."""
         checkpoint.save(self.path("latest"), self._payload(float("nan"), float("nan"), True))
+        if self.history:
+            self._plot()  # the curves up to the interruption
         self.log.info(f"interrupted: saved {self.path('latest')}; continue with --resume")
