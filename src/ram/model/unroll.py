@@ -137,21 +137,28 @@ class _RNNUnroll(torch.autograd.Function):
         v[0, :, :H] = 0                    # h_{-1}
         h = x.new_empty(T, B, H, dtype=dtype)
         samples = x.new_empty(T - 1, B, 2)
+        # Every step's views of the buffers and the transposed weights, made once: at batch
+        # 128 indexing them afresh at every step costs as much as a small product.
+        rho_, l_, u_, v_, h_, samples_ = (a.unbind(0) for a in (rho, l, u, v, h, samples))
+        h_g, h_l, h_prev, g_ = u[..., :gh].unbind(0), u[..., gh:].unbind(0), v[..., :H].unbind(0), v[..., H:].unbind(0)
+        w_rho_t, w_l_t, w_g_t, w_h_t, w_hg_t = w_rho.t(), w_l.t(), w_g.t(), w_h.t(), w_h[:, H:].t()
         for t in range(T):
-            rho[t] = retina.glimpse(l[t])
-            torch.addmm(b_rho, rho[t], w_rho.t(), out=u[t, :, :gh])
-            torch.addmm(b_l, l[t].to(dtype), w_l.t(), out=u[t, :, gh:])
-            u[t].relu_()
-            torch.addmm(b_g, u[t], w_g.t(), out=v[t, :, H:])
-            v[t, :, H:].relu_()
+            rho_[t].copy_(retina.glimpse(l_[t]))
+            torch.addmm(b_rho, rho_[t], w_rho_t, out=h_g[t])
+            torch.addmm(b_l, l_[t].to(dtype), w_l_t, out=h_l[t])
+            u_[t].relu_()
+            torch.addmm(b_g, u_[t], w_g_t, out=g_[t])
+            g_[t].relu_()
             if t == 0:  # h_{-1} = 0: W_h v_0 is only the g_0 half
-                torch.addmm(b_h, v[0, :, H:], w_h[:, H:].t(), out=h[0])
+                torch.addmm(b_h, g_[0], w_hg_t, out=h_[0])
             else:
-                torch.addmm(b_h, v[t], w_h.t(), out=h[t])
-            h[t].relu_()
+                torch.addmm(b_h, v_[t], w_h_t, out=h_[t])
+            h_[t].relu_()
             if t < T - 1:
-                v[t + 1, :, :H] = h[t]
-                l[t + 1], samples[t] = choose(h[t].to(x.dtype))
+                h_prev[t + 1].copy_(h_[t])
+                next_l, sample = choose(h_[t].to(x.dtype))
+                l_[t + 1].copy_(next_l)
+                samples_[t].copy_(sample)
         ctx.save_for_backward(rho, l, u, v, h, w_g, w_h)
         ctx.mark_non_differentiable(samples, l)
         return h.to(x.dtype), samples, l
