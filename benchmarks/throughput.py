@@ -62,7 +62,7 @@ def main():
                         "instead of the hand-written backward, for comparison")
     args = p.parse_args()
     if args.autograd_loop:
-        # what RecurrentAttention calls; in float32, as the plain loop runs in training
+        # what RecurrentAttention calls; without autocast, so the products run in float32 even with --bf16
         ram.model.ram.unroll = lambda *a, bf16, copies, last_only: unroll_autograd(*a, copies, last_only)
     if args.threads:
         torch.set_num_threads(args.threads)

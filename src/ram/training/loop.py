@@ -139,8 +139,6 @@ class Run:
         if self.epoch >= self.config.num_epochs or time.monotonic() - self._plotted_at >= PLOT_SECONDS:
             self._plot()
 
-    _plotted_at = -math.inf
-
     def _plot(self) -> None:
         from ..viz import plot_training_curves
         plot_training_curves(self.history, Path(self.config.plot_dir) / f"{self.name}_curves.png")
@@ -148,6 +146,7 @@ class Run:
 
     writes = True  # whether this process writes checkpoints (under torchrun only rank 0)
     average = None  # a WeightAverage, evaluated and saved in place of the raw weights (--ema)
+    _plotted_at = -math.inf  # when the curves were last drawn (time.monotonic); never yet
 
     def _train_epochs(self) -> None:
         """Train until --num_epochs: each epoch trains, steps the schedule, then is measured
