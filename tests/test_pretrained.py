@@ -13,7 +13,7 @@ from ram.commands.predict import main as predict_main
 from ram.data.mnist import load_dataset
 from ram.errors import RamError
 
-SHIPPED = ("mnist", "translated", "cluttered60", "catch", "fashion-mnist")  # what the README promises
+SHIPPED = ("mnist", "translated", "cluttered60", "cluttered100", "catch", "fashion-mnist")  # what the README promises
 
 # A shipped figure is measured in float32 on one CPU; another CPU's matrix kernels may round
 # differently and flip an image whose two best classes tie to the last bit, so a file is
