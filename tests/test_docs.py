@@ -1,8 +1,10 @@
 """The front page and docs/: every relative link reaches a file that exists and, with
 #anchor, a heading in it. Headings carry numbers here ("... 4.05% in 29 minutes"), so a
-rerun that changes one breaks every link to it unless the links change too."""
+rerun that changes one breaks every link to it unless the links change too. And the
+README's results tables say what results/ records, row by row."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -54,3 +56,52 @@ def test_a_renamed_heading_breaks_its_links(tmp_path):
     page = tmp_path / "b.md"
     page.write_text("[ok](a.md#results-109) [stale](a.md#results-112) [gone](c.md) [web](https://x.org/#y)\n")
     assert broken_links(page) == ["a.md#results-112 (no such heading)", "c.md (no such file)"]
+
+
+# The README's results tables, by the start of their title, and the results/ folder of each
+README_TABLES = {"28x28 MNIST": "mnist", "60x60 translated": "translated", "60x60 cluttered": "cluttered60",
+                 "100x100 cluttered": "cluttered100", "28x28 Fashion-MNIST": "fashion-mnist"}
+
+
+def readme_rows(markdown: str) -> dict[str, dict[str, list[str]]]:
+    """{results folder: {row label: [paper, ours, seeds, difference]}} from the README's tables."""
+    tables, current = {}, None
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else None
+        if cells is None:
+            current = None
+        elif current is None:
+            current = next((d for title, d in README_TABLES.items() if cells[0].startswith(title)), None)
+            if current:
+                tables[current] = {}
+        elif not cells[0].startswith("---"):
+            tables[current][cells[0]] = cells[1:]
+    return tables
+
+
+def expected_cells(result: dict) -> list[str]:
+    """What the README should say for a results file: the paper, the mean, the seeds
+    (with their spread), and the difference, in points, of the rounded figures."""
+    paper, ours = result["paper_error_percent"], result["test_error_percent"]
+    seeds = (f"{len(result['seeds'])} ({result['test_error_min']:.2f} to {result['test_error_max']:.2f}%)"
+             if result.get("seeds") else "1")
+    difference = "n/a" if paper is None else f"{round(ours, 2) - paper:+.2f}".replace("+0.00", "0.00")
+    return ["n/a" if paper is None else f"{paper:.2f}%", f"{ours:.2f}%", seeds, difference]
+
+
+def test_the_readme_results_tables_say_what_results_records():
+    shown = readme_rows((ROOT / "README.md").read_text())
+    assert set(shown) == set(README_TABLES.values())
+    for folder, rows in shown.items():
+        results = [json.loads(p.read_text()) for p in sorted((ROOT / "results" / folder).glob("*.json"))]
+        assert sorted(rows) == sorted(r["label"] for r in results), folder  # every row, none extra
+        for r in results:
+            assert rows[r["label"]] == expected_cells(r), (folder, r["row"])
+
+
+def test_a_stale_readme_row_is_caught():
+    result = {"paper_error_percent": 1.12, "test_error_percent": 1.0933, "seeds": [{}, {}, {}],
+              "test_error_min": 0.99, "test_error_max": 1.19}
+    assert expected_cells(result) == ["1.12%", "1.09%", "3 (0.99 to 1.19%)", "-0.03"]
+    table = "| 28x28 MNIST (Table 1a) | paper | ours | seeds | difference |\n| --- |\n| RAM-6 | 1.12% | 1.18% | 1 | +0.06 |\n"
+    assert readme_rows(table)["mnist"]["RAM-6"] != expected_cells(result)
