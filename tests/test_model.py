@@ -150,8 +150,10 @@ def test_mean_path_cross_entropy_trains_the_classifier_on_the_evaluated_path(set
         Config(mean_path_ce=1.0).validate()
 
 
-@pytest.mark.parametrize("reinforce_core,use_lstm", [(False, False), (True, False), (True, True)])
-def test_the_trainer_runs_both_paths_in_one_unroll_with_the_two_unrolls_loss_and_gradients(reinforce_core, use_lstm):
+@pytest.mark.parametrize("reinforce_core,use_lstm,first_location", [
+    (False, False, "centre"), (True, False, "centre"), (True, True, "centre"), (False, False, "learned")])
+def test_the_trainer_runs_both_paths_in_one_unroll_with_the_two_unrolls_loss_and_gradients(
+        reinforce_core, use_lstm, first_location):
     """The self-critical step (greedy baseline with mean_path_ce) runs the mean path and
     the sampled path as one batch of 2B rows, the first B on the mean, reading one retina
     table built for the B images. It must be the loss of the two separate unrolls it
@@ -159,7 +161,7 @@ def test_the_trainer_runs_both_paths_in_one_unroll_with_the_two_unrolls_loss_and
     loop, the ReLU core the hand-written backward)."""
     from ram.training.trainer import step_loss
     config = Config(num_glimpses=4, reward="probability", reinforce_baseline="greedy", mean_path_ce=0.5,
-                    reinforce_core=reinforce_core, use_lstm=use_lstm, precision="fp32")
+                    reinforce_core=reinforce_core, use_lstm=use_lstm, first_location=first_location, precision="fp32")
     torch.manual_seed(0)
     model = RecurrentAttention(config)
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
@@ -275,3 +277,33 @@ def test_location_network_has_its_own_learning_rate(scale):
         assert lr_of[id(p)] == pytest.approx(scale * 1e-3 if name.startswith("locator.") else 1e-3), name
     assert len(lr_of) == len(list(model.parameters()))
     assert len(opt.param_groups) == 2  # at every scale: checkpoints resume alike
+
+
+def test_a_learned_first_location_is_a_policy_choice_trained_by_reinforce():
+    """--first_location learned: the deterministic path looks first at tanh(first) in every
+    image, a sampled path at a draw around it, scored as the policy's first choice (with the
+    baseline of h_{-1} = 0); REINFORCE's gradient reaches it, and the first glimpse reads
+    the image there. The default looks at the centre and has no such parameter, so the
+    checkpoints from before it load unchanged."""
+    from ram.model.retina import Retina
+    assert RecurrentAttention(Config()).locator.first is None
+    torch.manual_seed(0)
+    model = RecurrentAttention(Config(num_glimpses=3, first_location="learned", precision="fp32"))
+    with torch.no_grad():
+        model.locator.first.copy_(torch.tensor([0.3, -0.5]))
+    first = torch.tanh(torch.tensor([0.3, -0.5])).expand(8, 2)
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    mean = model(x, deterministic=True)
+    torch.testing.assert_close(mean.locations[:, 0], first)
+    out = model(x)
+    assert out.log_pi.shape == out.baselines.shape == (8, 3)
+    assert (out.locations[:, 0] - first).abs().min() > 0  # drawn, not the mean
+    # the draws all lie inside the image here, so the location is the scored sample
+    torch.testing.assert_close(out.log_pi[:, 0], model.locator.log_prob(out.locations[:, 0], first))
+    torch.testing.assert_close(out.baselines[:, 0], model.baseline(torch.zeros(8, 256)))
+    _, reinforce, _ = split_terms(out, y)
+    model.zero_grad(set_to_none=True)
+    reinforce.backward()
+    assert model.locator.first.grad.abs().sum() > 0
+    h, _, _ = model._glimpses(x, deterministic=True)
+    torch.testing.assert_close(h[0], model.core(model.glimpse_net(Retina(x, 8, 1), first))[0])

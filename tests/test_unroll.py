@@ -19,7 +19,7 @@ def _model(**overrides):
 
 def _run(unroll_fn, model, x, deterministic, seed=7):
     torch.manual_seed(seed)
-    choose = model._policy(deterministic)
+    choose, _ = model._policy(deterministic)
     return unroll_fn(x, model.glimpse_net, model.core, choose, model.num_glimpses)
 
 
@@ -47,8 +47,8 @@ def test_same_states_locations_and_gradients_as_autograd(num_glimpses, glimpse_s
     assert (l1[1:].abs() <= 1).all() and (l1[0] == 0).all()  # centre first, clamped after
 
 
-@pytest.mark.parametrize("flags", [{}, {"reinforce_core": True, "location_hidden": 8}],
-                         ids=["default", "reinforce_core"])
+@pytest.mark.parametrize("flags", [{}, {"reinforce_core": True, "location_hidden": 8}, {"first_location": "learned"}],
+                         ids=["default", "reinforce_core", "first_location_learned"])
 def test_hybrid_loss_gradients_match_on_the_model(monkeypatch, flags):
     """The model's default path (hand-written) and the plain loop train identically, also
     when REINFORCE's gradient enters the loop at every step (--reinforce_core)."""
@@ -57,7 +57,8 @@ def test_hybrid_loss_gradients_match_on_the_model(monkeypatch, flags):
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
     grads = []
     for fn in (unroll_autograd, unroll_rnn):
-        monkeypatch.setattr(ram.model.ram, "unroll", lambda *args, bf16, copies, last_only, fn=fn: fn(*args, copies=copies))
+        monkeypatch.setattr(ram.model.ram, "unroll",
+                            lambda *args, bf16, copies, last_only, first, fn=fn: fn(*args, copies=copies, first=first))
         model.zero_grad()
         torch.manual_seed(3)
         loss, _ = hybrid_loss(model(x), y)

@@ -73,6 +73,7 @@ class Config:
     std_final: float = 0.0       # if > 0, the std follows the cosine schedule down to this (0: fixed std)
     location_hidden: int = 0     # 0: f_l is Linear(h_t), the paper's; N: Linear-ReLU-Linear with N units
     reinforce_core: bool = False  # REINFORCE also trains the core and glimpse networks (f_l reads h_t undetached)
+    first_location: str = "centre"  # where the first glimpse looks: centre | learned (one l_0 for all images, by REINFORCE)
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -168,6 +169,7 @@ class Config:
              "--reinforce_baseline must be learned, greedy or leave_one_out"),
             (self.paths >= 1, "--paths must be at least 1"),
             (self.precision in ("auto", "bf16", "fp32"), "--precision must be auto, bf16 or fp32"),
+            (self.first_location in ("centre", "learned"), "--first_location must be centre or learned"),
             ((self.paths > 1) == (self.reinforce_baseline == "leave_one_out"),
              "--reinforce_baseline leave_one_out and --paths K (K >= 2) go together: it is the mean reward "
              "of an image's other sampled paths"),

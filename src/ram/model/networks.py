@@ -88,7 +88,8 @@ class LocationNetwork(nn.Module):
     and no gradient may flow through it into the next glimpse.
     """
 
-    def __init__(self, hidden_size: int, std: float, hidden: int = 0, detach: bool = True):
+    def __init__(self, hidden_size: int, std: float, hidden: int = 0, detach: bool = True,
+                 learn_first: bool = False):
         super().__init__()
         self.std = std  # training may narrow it epoch by epoch (Config.policy_std)
         self.detach = detach
@@ -96,10 +97,18 @@ class LocationNetwork(nn.Module):
             self.fc = nn.Sequential(nn.Linear(hidden_size, hidden), nn.ReLU(), nn.Linear(hidden, 2))
         else:
             self.fc = nn.Linear(hidden_size, 2)
+        # --first_location learned: l_0 is drawn from the policy too, N(tanh(first), std^2 I).
+        # Nothing has been seen before it, so it is one mean for every image, learned by
+        # REINFORCE like the others; starting at 0, the centre. None: l_0 is the centre.
+        self.first = nn.Parameter(torch.zeros(2)) if learn_first else None
 
     def mean(self, h: torch.Tensor) -> torch.Tensor:
         """The policy's mean location tanh(f(h)), from a detached h unless ``detach=False``."""
         return torch.tanh(self.fc(h.detach() if self.detach else h))
+
+    def first_mean(self, rows: int) -> torch.Tensor:
+        """The mean of the learned l_0, tanh(first), for ``rows`` images (rows, 2)."""
+        return torch.tanh(self.first).expand(rows, 2)
 
     def sample(self, mu: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """A draw from N(mu, std^2 I), or mu itself when ``deterministic``; never differentiated."""

@@ -3,7 +3,7 @@
 At step t the glimpse network looks at the image around l_{t-1}, the core network folds
 that into h_t, and the location network chooses l_t (unroll.py runs that loop). After the
 last glimpse the action network classifies from h_T. The first glimpse is taken at the
-image centre.
+image centre, or with ``--first_location learned`` where a learned policy mean says.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from .unroll import unroll, uses_bf16
 
 class Output(NamedTuple):
     logits: torch.Tensor     # (B, classes) from the last step
-    log_pi: torch.Tensor     # (B, T-1) log-probability of each chosen location l_1..l_{T-1}
-    baselines: torch.Tensor  # (B, T-1) b_t, the expected reward at the step that chose l_t
+    log_pi: torch.Tensor     # (B, T-1) log-probability of each chosen location l_1..l_{T-1} (l_0 too when learned: (B, T))
+    baselines: torch.Tensor  # (B, T-1) b_t, the expected reward at the step that chose l_t (likewise)
     locations: torch.Tensor  # (B, T, 2) where each glimpse looked, l_0..l_{T-1}
 
 
@@ -46,7 +46,8 @@ class RecurrentAttention(nn.Module):
         self.glimpse_net = GlimpseNetwork(c.glimpse_size, c.num_scales, c.channels,
                                           c.glimpse_hidden, c.hidden_size)
         self.core = CoreNetwork(c.hidden_size, c.use_lstm)
-        self.locator = LocationNetwork(c.hidden_size, c.std, c.location_hidden, detach=not c.reinforce_core)
+        self.locator = LocationNetwork(c.hidden_size, c.std, c.location_hidden, detach=not c.reinforce_core,
+                                       learn_first=c.first_location == "learned" and c.model == "ram")
         self.classifier = ActionNetwork(c.hidden_size, c.num_classes)
         self.baseline = BaselineNetwork(c.hidden_size)
 
@@ -59,7 +60,11 @@ class RecurrentAttention(nn.Module):
         if self.random_glimpses:
             log_pi = x.new_zeros(h_chose.shape[:2])
         else:
-            log_pi = self.locator.log_prob(samples, self.locator.mean(h_chose))
+            mu = self.locator.mean(h_chose)
+            if self.locator.first is not None:  # l_0 was chosen too, from h_{-1} = 0
+                mu = torch.cat([self.locator.first_mean(h.shape[1])[None], mu])
+                h_chose = torch.cat([h.new_zeros(1, *h.shape[1:]), h_chose])
+            log_pi = self.locator.log_prob(samples, mu)
         return Output(
             logits=self.classifier(h[-1]),
             log_pi=log_pi.t(),
@@ -69,24 +74,31 @@ class RecurrentAttention(nn.Module):
 
     def _glimpses(self, x: torch.Tensor, deterministic: bool, greedy_rows: int = 0, copies: int = 1,
                   last_only: bool = False):
-        """The glimpse loop: h (T, B, hidden), or only h_{T-1}, the policy's raw samples and the locations."""
-        choose = self._random_location if self.random_glimpses else self._policy(deterministic, greedy_rows)
-        return unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
-                      bf16=uses_bf16(self.config.precision, x.device), copies=copies, last_only=last_only)
+        """The glimpse loop: h (T, B, hidden), or only h_{T-1}, the policy's raw samples
+        (of l_1..l_{T-1}, and first of l_0 when it is learned) and the locations."""
+        if self.random_glimpses:
+            choose, first = self._random_location, None
+        else:
+            choose, draw = self._policy(deterministic, greedy_rows)
+            first = draw(self.locator.first_mean(x.shape[0] * copies)) if self.locator.first is not None else None
+        h, samples, locations = unroll(x, self.glimpse_net, self.core, choose, self.num_glimpses,
+                                       bf16=uses_bf16(self.config.precision, x.device), copies=copies,
+                                       last_only=last_only, first=None if first is None else first[0])
+        return h, samples if first is None else torch.cat([first[1][None], samples]), locations
 
     def _policy(self, deterministic: bool, greedy_rows: int = 0):
         """l_t ~ N(tanh(f_l(h_t)), std^2 I) (or its mean: every row when ``deterministic``,
         else the first ``greedy_rows``), clamped to the image's square after drawing; the
         unclamped draw is what gets scored. The sampled rows draw the same noise as a batch
-        of those rows alone would."""
-        def choose(h):
-            mu = self.locator.mean(h)
+        of those rows alone would. Returns ``choose(h)`` and ``draw(mu)``, the draw around
+        given means (the learned l_0's), each giving (location, raw sample)."""
+        def draw(mu):
             if greedy_rows and not deterministic:
                 sample = torch.cat([mu[:greedy_rows].detach(), self.locator.sample(mu[greedy_rows:])])
             else:
                 sample = self.locator.sample(mu, deterministic)
             return sample.clamp(-1, 1), sample
-        return choose
+        return (lambda h: draw(self.locator.mean(h))), draw
 
     @staticmethod
     def _random_location(h):

@@ -55,8 +55,8 @@ def native_bf16(device_type: str) -> bool:
 
 
 def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choose: Choose,
-           num_glimpses: int, bf16: bool = False, copies: int = 1,
-           last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+           num_glimpses: int, bf16: bool = False, copies: int = 1, last_only: bool = False,
+           first: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run the glimpse loop on images x (B, C, H, W), each ``copies`` times: B = x's rows
     times copies, row j * B + i a copy of image i (the retina's table is built once).
 
@@ -67,6 +67,8 @@ def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choo
     ``last_only``: h is only h_{T-1}, (1, B, hidden), which is all that classifying needs;
     evaluation then neither stacks nor casts the other steps' states.
 
+    ``first``: l_0 (B, 2), where the first glimpse looks; None: the centre.
+
     ``bf16``: the matrix products of the glimpse and core networks take bfloat16 inputs
     (accumulating in float32), everything else stays float32. On CPUs with AVX-512 BF16
     and on recent GPUs those products run several times faster (docs/speed.md).
@@ -76,19 +78,20 @@ def unroll(x: torch.Tensor, glimpse_net: GlimpseNetwork, core: CoreNetwork, choo
     # (--compile) the compiler writes the plain loop's backward itself, fused.
     if core.use_lstm or not torch.is_grad_enabled() or torch.compiler.is_compiling():
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies, last_only)
+            h, samples, locations = unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies, last_only,
+                                                    first)
         return h.to(x.dtype), samples.to(x.dtype), locations.to(x.dtype)
     h, samples, locations = unroll_rnn(x, glimpse_net, core, choose, num_glimpses,
-                                       torch.bfloat16 if bf16 else x.dtype, copies)
+                                       torch.bfloat16 if bf16 else x.dtype, copies, first)
     return (h[-1:] if last_only else h), samples, locations
 
 
-def unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies=1, last_only=False):
+def unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies=1, last_only=False, first=None):
     """The loop as the paper writes it, one glimpse at a time, for any core (h: every
     step's state, or with ``last_only`` the last one's)."""
     retina = Retina(x, glimpse_net.glimpse_size, glimpse_net.num_scales, copies)
     state = None  # h_{-1} = 0: the core skips its product
-    l = x.new_zeros(x.shape[0] * copies, 2)
+    l = x.new_zeros(x.shape[0] * copies, 2) if first is None else first.to(x.dtype)
     hs, samples, locations = [], [], [l]
     for t in range(num_glimpses):
         state = core(glimpse_net(retina, l), state)
@@ -102,11 +105,11 @@ def unroll_autograd(x, glimpse_net, core, choose, num_glimpses, copies=1, last_o
     return (state[0][None] if last_only else torch.stack(hs)), samples, torch.stack(locations)
 
 
-def unroll_rnn(x, glimpse_net, core, choose, num_glimpses, dtype=None, copies=1):
+def unroll_rnn(x, glimpse_net, core, choose, num_glimpses, dtype=None, copies=1, first=None):
     """The loop for the ReLU-RNN core, with the time-batched backward of ``_RNNUnroll``;
     its matrix products take ``dtype`` inputs (default: x's)."""
     g, c = glimpse_net, core
-    return _RNNUnroll.apply(x, choose, num_glimpses, g.glimpse_size, g.num_scales, dtype or x.dtype, copies,
+    return _RNNUnroll.apply(x, choose, num_glimpses, g.glimpse_size, g.num_scales, dtype or x.dtype, copies, first,
                             g.fc_rho.weight, g.fc_rho.bias, g.fc_l.weight, g.fc_l.bias,
                             g.fc_g.weight, g.fc_g.bias, c.fc_h.weight, c.fc_h.bias)
 
@@ -123,7 +126,7 @@ class _RNNUnroll(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, choose, T, glimpse_size, num_scales, dtype, copies, w_rho, b_rho, w_l, b_l, w_g, b_g,
+    def forward(ctx, x, choose, T, glimpse_size, num_scales, dtype, copies, first, w_rho, b_rho, w_l, b_l, w_g, b_g,
                 w_h, b_h):
         B, H, gh = x.shape[0] * copies, w_h.shape[0], w_rho.shape[0]
         ctx.weight_dtype = w_h.dtype
@@ -131,7 +134,9 @@ class _RNNUnroll(torch.autograd.Function):
             p.to(dtype) for p in (w_rho, b_rho, w_l, b_l, w_g, b_g, w_h, b_h))
         retina = Retina(x, glimpse_size, num_scales, copies)
         rho = x.new_empty(T, B, w_rho.shape[1], dtype=dtype)
-        l = x.new_zeros(T, B, 2)           # l_0 is the centre
+        l = x.new_zeros(T, B, 2)           # l_0 is the centre, unless given
+        if first is not None:
+            l[0] = first
         u = x.new_empty(T, B, 2 * gh, dtype=dtype)
         v = x.new_empty(T, B, 2 * H, dtype=dtype)
         v[0, :, :H] = 0                    # h_{-1}
@@ -184,7 +189,7 @@ class _RNNUnroll(torch.autograd.Function):
                  dc.t() @ l.view(T * B, 2).to(dc.dtype), dc.sum(0),
                  dz.t() @ u, dz.sum(0),
                  dp.t() @ v, dp.sum(0))
-        return (None,) * 7 + tuple(g.to(ctx.weight_dtype) for g in grads)
+        return (None,) * 8 + tuple(g.to(ctx.weight_dtype) for g in grads)
 
 
 def _relu_backward(grad: torch.Tensor, output: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
