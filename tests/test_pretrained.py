@@ -25,6 +25,23 @@ def test_every_model_the_readme_promises_ships():
     assert set(SHIPPED) <= set(pretrained.names())
 
 
+def test_the_readme_names_each_shipped_models_seed_and_recorded_figure():
+    """The quick start's table: one row per shipped model, with the seed and the test figure
+    its file records (what ``ram-evaluate --pretrained NAME`` prints)."""
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = readme[readme.index("## Quick start"):readme.index("## Results")]
+    rows = {cells[0].strip("`"): cells for line in readme.splitlines() if line.startswith("| `")
+            for cells in [[c.strip() for c in line.strip("| ").split("|")]]}
+    assert set(rows) == set(SHIPPED)
+    for name in SHIPPED:
+        ckpt = torch.load(pretrained.path(name), map_location="cpu", weights_only=True)
+        test = ckpt["test"]
+        figure = (f"{test['value']:.2f}% error" if test["metric"] == "test_error_percent"
+                  else f"{test['value']:.1f}% of {test['of']:,} games caught")
+        assert rows[name][2:] == [str(ckpt["seed"]), figure], name
+
+
 def missing_data(dataset: str, data_dir) -> str | None:
     """Why a shipped model's data set cannot be read here, if it cannot. MNIST ships in data/;
     Fashion-MNIST is looked for there and in Debian's dataset-fashion-mnist, never downloaded."""
