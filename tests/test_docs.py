@@ -4,11 +4,14 @@ rerun that changes one breaks every link to it unless the links change too. And 
 README's results tables say what results/ records, row by row."""
 from __future__ import annotations
 
-import json
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import reproduce  # noqa: E402  (its reading of results/ and its percent format)
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -86,14 +89,15 @@ def expected_cells(result: dict) -> list[str]:
     seeds = (f"{len(result['seeds'])} ({result['test_error_min']:.2f} to {result['test_error_max']:.2f}%)"
              if result.get("seeds") else "1")
     difference = "n/a" if paper is None else f"{round(ours, 2) - paper:+.2f}".replace("+0.00", "0.00")
-    return ["n/a" if paper is None else f"{paper:.2f}%", f"{ours:.2f}%", seeds, difference]
+    return [reproduce.pct(paper), reproduce.pct(ours), seeds, difference]
 
 
 def test_the_readme_results_tables_say_what_results_records():
     shown = readme_rows((ROOT / "README.md").read_text())
     assert set(shown) == set(README_TABLES.values())
+    recorded = reproduce.load_results(ROOT / "results")
     for folder, rows in shown.items():
-        results = [json.loads(p.read_text()) for p in sorted((ROOT / "results" / folder).glob("*.json"))]
+        results = [r for r in recorded if r["table"] == folder]
         assert sorted(rows) == sorted(r["label"] for r in results), folder  # every row, none extra
         for r in results:
             assert rows[r["label"]] == expected_cells(r), (folder, r["row"])

@@ -2,6 +2,8 @@
 loads offline through every entry point, and a wrong name gets one line listing the right ones."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -28,7 +30,6 @@ def test_every_model_the_readme_promises_ships():
 def test_the_readme_names_each_shipped_models_seed_and_recorded_figure():
     """The quick start's table: one row per shipped model, with the seed and the test figure
     its file records (what ``ram-evaluate --pretrained NAME`` prints)."""
-    from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     readme = readme[readme.index("## Quick start"):readme.index("## Results")]
     rows = {cells[0].strip("`"): cells for line in readme.splitlines() if line.startswith("| `")
