@@ -313,8 +313,10 @@ def _settings(config: dict, overrides: dict | None = None) -> str:
     if config.get("model") != "ram" or "dataset" not in config:
         return ""
     now = Config.for_dataset(config["dataset"], **(overrides or {})).to_dict()
+    # a setting newer than the row's config trained as Config's default, as its checkpoint loads
+    config = {**Config().to_dict(), **config}
     return ", ".join(f"{k} {config[k]}" for k, v in now.items()
-                     if k in config and k not in RUN_KEYS and config[k] != v)
+                     if k not in RUN_KEYS and config[k] != v)
 
 
 def pct(error: float | None) -> str:

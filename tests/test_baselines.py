@@ -195,6 +195,10 @@ def test_rows_trained_with_other_settings_say_so():
     del r["seed"]
     r["config"] = {**preset, "model": "conv", "reinforce_core": False}  # the baselines have no policy
     assert reproduce._note(r) == ""
+    # a row older than a setting trained as Config's default, which the preset may have left
+    mnist = reproduce.Config.for_dataset("mnist", num_glimpses=4).to_dict()
+    r["config"] = {k: v for k, v in mnist.items() if k != "first_location"}
+    assert reproduce._note(r) == "with first_location centre"
 
 
 def test_set_trains_a_row_with_a_flag_changed_and_the_table_names_it(tmp_path, capsys):

@@ -55,9 +55,10 @@ def train_parser() -> argparse.ArgumentParser:
     a("--reinforce_core", action=argparse.BooleanOptionalAction, default=None,
       help="REINFORCE also trains the core and glimpse networks (preset: on for translated and cluttered; "
            "otherwise it trains only the location network)")
-    a("--first_location", default=d.first_location, choices=["centre", "learned"],
+    a("--first_location", default=None, choices=["centre", "learned"],
       help="where the first glimpse looks: the image centre, or a location learned by REINFORCE "
-           "(one for every image, drawn from the policy like the later ones)")
+           "(one for every image, drawn from the policy like the later ones; preset: learned for mnist, "
+           "else centre)")
     a("--image_size", type=int, default=None, help="canvas side for translated/cluttered data, or resize for folder data")
     a("--num_clutter", type=int, default=None, help="pieces of clutter (preset: 4 at 60x60, 8 at 100x100)")
     a("--clutter_size", type=int, default=d.clutter_size)
