@@ -140,6 +140,7 @@ def test_the_file_overrides_the_preset_and_a_given_flag_overrides_the_file(tmp_p
 def test_a_file_can_choose_the_recipe_and_the_preset_follows_the_files_data_set(tmp_path):
     c = config("--config", write(tmp_path, 'dataset = "mnist"\nrecipe = "paper"\n'))
     assert (c.recipe, c.reward, c.ema, c.max_shift) == ("paper", "correct", 0.0, 2)
+    assert c.first_location == "centre"  # the paper's first glimpse, where MNIST's preset learns it
 
 
 @pytest.mark.parametrize("text, message", [

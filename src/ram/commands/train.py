@@ -67,7 +67,8 @@ def train_parser() -> argparse.ArgumentParser:
     a("--num_epochs", type=int, default=None, help=f"(preset: 200 for the built-in data sets; folder data: {d.num_epochs})")
     a("--recipe", default="default", choices=["default", "paper"],
       help="default: this project's best training for the dataset; paper: the paper's plain one "
-           "(0/1 reward, learned baseline, no weight average), with the same glimpse settings")
+           "(0/1 reward, learned baseline, no weight average, the first glimpse at the centre), with the "
+           "same glimpse settings")
     a("--batch_size", type=int, default=d.batch_size)
     a("--optimizer", default=d.optimizer, choices=["adam", "sgd"])
     a("--lr", type=float, default=None, help=f"learning rate (default: {d.lr}, tuned for --batch_size {d.batch_size})")
