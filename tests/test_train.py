@@ -114,7 +114,7 @@ def test_policy_std_narrows_along_the_schedule_and_is_restored(tmp_path, data_di
 def test_resume_refuses_a_different_model(tmp_path, data_dir):
     kw = dict(train_size=10 * 32, batch_size=32, num_epochs=1, num_glimpses=2)
     Trainer(small_config(tmp_path, data_dir, **kw), progress=False).fit()
-    with pytest.raises(RamError, match="num_glimpses"):
+    with pytest.raises(RamError, match="num_glimpses=2, not 3; give --num_glimpses the saved value"):
         Trainer(small_config(tmp_path, data_dir, **{**kw, "num_glimpses": 3}), resume=True, progress=False)
 
 

@@ -110,7 +110,8 @@ class Run:
         if mismatch:
             k = mismatch[0]
             raise RamError(f"--resume: {path} was trained with {k}={getattr(saved, k)!r}, "
-                           f"not {getattr(self.config, k)!r}; drop the flag or use another --save_dir")
+                           f"not {getattr(self.config, k)!r}; give --{k} the saved value (a preset may have changed "
+                           "since) or use another --save_dir")
         checkpoint.load_weights(self.model, ckpt.get("train_state_dict", ckpt["model_state_dict"]), path)
         if self.average:
             checkpoint.load_weights(self.average.model, ckpt["model_state_dict"], path)
