@@ -266,11 +266,12 @@ def test_presets_apply_unless_a_flag_says_otherwise():
     c = config("--dataset", "mnist")
     assert (c.reinforce_core, c.reinforce_weight, c.max_shift) == (False, 1.0, 2)
     assert config("--dataset", "mnist", "--reinforce_core").reinforce_core is True
-    # MNIST's first glimpse is learned, unless the flag asks for the centre; other data sets,
-    # Fashion-MNIST among them, start at the centre
+    # the 28x28 data sets learn their first glimpse, unless the flag asks for the centre; the
+    # larger canvases start at the centre
     assert config().first_location == "learned"
     assert config("--first_location", "centre").first_location == "centre"
-    assert config("--dataset", "fashion-mnist").first_location == "centre"
+    assert config("--dataset", "fashion-mnist").first_location == "learned"
+    assert config("--dataset", "translated").first_location == "centre"
     assert config("--dataset", "cluttered60", "--first_location", "learned").first_location == "learned"
 
 
