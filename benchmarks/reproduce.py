@@ -230,9 +230,10 @@ def record_seeds(table_name: str, row: Row, tta_jsons: list[Path], results_dir: 
     for f, tta in zip(tta_jsons, files):
         if not tta.get("complete") or not tta.get("runs"):
             raise RamError(f"{f} is not a finished time_to_accuracy.py run; let it finish or pass another")
-    recipe = {k: v for k, v in files[0]["config"].items() if k != "seed"}
-    if any({k: v for k, v in t["config"].items() if k != "seed"} != recipe or t.get("split_seed") !=
-           files[0].get("split_seed") for t in files[1:]):
+    def recipe(tta: dict) -> dict:  # a setting newer than a run trained at Config's default
+        return {k: v for k, v in {**Config().to_dict(), **tta["config"]}.items() if k != "seed"}
+
+    if any(recipe(t) != recipe(files[0]) or t.get("split_seed") != files[0].get("split_seed") for t in files[1:]):
         raise RamError("the --from_tta files trained different recipes or validation splits; "
                        "a row's seeds must differ only in --seed")
     tta, runs = files[0], [r for t in files for r in t["runs"]]

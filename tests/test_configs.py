@@ -243,6 +243,16 @@ def test_a_row_of_several_seeds_is_their_mean_with_the_spread_beside_it(tmp_path
     assert reproduce.main(argv) == 0
     assert json.loads((tmp_path / "results" / "mnist" / "ram6.json").read_text())["test_error_percent"] == 1.1
     assert reproduce.main(argv + ["--from_tta", str(tmp_path / "seed0.json"), str(tmp_path / "seed0.json")]) == 2
+    # a seed run before a setting existed trained it at Config's default: it joins seeds that
+    # name that default, and not seeds that changed it
+    old = {k: v for k, v in tta["config"].items() if k != "first_location"}
+    (tmp_path / "seed0.json").write_text(json.dumps({**tta, "runs": [runs[0]], "config": {**old, "seed": 0}}))
+    for first, code in (("centre", 0), ("learned", 2)):
+        (tmp_path / "seed1.json").write_text(json.dumps({**tta, "runs": [runs[1]],
+                                                           "config": {**tta["config"], "seed": 1, "first_location": first}}))
+        (tmp_path / "seed2.json").write_text(json.dumps({**tta, "runs": [runs[2]],
+                                                           "config": {**tta["config"], "seed": 2, "first_location": first}}))
+        assert reproduce.main(argv) == code
 
 
 # What a results file may differ in from its config file without the row needing a flag:
