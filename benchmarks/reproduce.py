@@ -230,8 +230,8 @@ def record_seeds(table_name: str, row: Row, tta_jsons: list[Path], results_dir: 
     for f, tta in zip(tta_jsons, files):
         if not tta.get("complete") or not tta.get("runs"):
             raise RamError(f"{f} is not a finished time_to_accuracy.py run; let it finish or pass another")
-    def recipe(tta: dict) -> dict:  # a setting newer than a run trained at Config's default
-        return {k: v for k, v in {**Config().to_dict(), **tta["config"]}.items() if k != "seed"}
+    def recipe(tta: dict) -> dict:
+        return {k: v for k, v in as_loaded(tta["config"]).items() if k != "seed"}
 
     if any(recipe(t) != recipe(files[0]) or t.get("split_seed") != files[0].get("split_seed") for t in files[1:]):
         raise RamError("the --from_tta files trained different recipes or validation splits; "
@@ -307,6 +307,12 @@ def _row_overrides(table: str | None, row: str | None) -> dict:
     return known[row].overrides if row in known else {}
 
 
+def as_loaded(config: dict) -> dict:
+    """A run's recorded config with every setting newer than the run at Config's default:
+    what it trained, as its checkpoint loads."""
+    return {**Config().to_dict(), **config}
+
+
 def _settings(config: dict, overrides: dict | None = None) -> str:
     """The settings in which a RAM row's config differs from what its table's command trains
     now (the row's config file over the data set's preset over Config's defaults), e.g.
@@ -314,8 +320,7 @@ def _settings(config: dict, overrides: dict | None = None) -> str:
     if config.get("model") != "ram" or "dataset" not in config:
         return ""
     now = Config.for_dataset(config["dataset"], **(overrides or {})).to_dict()
-    # a setting newer than the row's config trained as Config's default, as its checkpoint loads
-    config = {**Config().to_dict(), **config}
+    config = as_loaded(config)
     return ", ".join(f"{k} {config[k]}" for k, v in now.items()
                      if k not in RUN_KEYS and config[k] != v)
 

@@ -1,7 +1,8 @@
 """The glimpse loop: T glimpses, each folded into the core's state h_t.
 
 For t = 0 .. T-1 (paper, section 4), starting at l_0: the image centre (0, 0) as in the
-paper, or a learned location (``--first_location learned``, MNIST's preset):
+paper, or a learned location (``--first_location learned``, the preset of the 28x28
+data sets):
 
     g_t = f_g(rho(x, l_t), l_t)             the glimpse network
     h_t = f_h(h_{t-1}, g_t)                  the core network, h_{-1} = 0
