@@ -17,7 +17,7 @@ from ram.data import build_data  # noqa: E402
 def test_fresh_draws_place_the_validation_digits_anew(data_dir):
     config = Config.for_dataset("translated", data_dir=str(data_dir), split_seed=1, valid_size=0.01)
     valid = build_data(config, "cpu")
-    draws = selection_check.fresh_validation(config, draws=2)
+    draws = selection_check.fresh_draws(config, draws=2)
     assert len(draws) == 2
     for x, y in draws:
         assert torch.equal(y, valid.valid_y)  # the same digits, in the same order
@@ -28,4 +28,23 @@ def test_fresh_draws_place_the_validation_digits_anew(data_dir):
 
 
 def test_plain_digits_have_no_fresh_draw(data_dir):
-    assert selection_check.fresh_validation(Config.for_dataset("mnist", data_dir=str(data_dir)), draws=2) is None
+    assert selection_check.fresh_draws(Config.for_dataset("mnist", data_dir=str(data_dir)), draws=2) is None
+
+
+def test_training_digits_are_the_runs_own_drawn_anew(data_dir):
+    config = Config.for_dataset("translated", data_dir=str(data_dir), split_seed=1, valid_size=0.01)
+    data = build_data(config, "cpu")  # train_x: the training split's 28x28 digits, in order
+    (x, y), = selection_check.fresh_draws(config, draws=2, train_digits=50)
+    assert torch.equal(y, data.train_y[:50]) and x.shape == (50, 1, 60, 60)
+    # each canvas holds its training digit's ink, placed somewhere on the canvas
+    assert torch.equal(x.flatten(1).sum(1), data.train_x[:50].flatten(1).sum(1))
+
+
+def test_a_checkpoint_file_is_judged_alone(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the shipped model's config reads ./data
+    result = selection_check.check(ROOT / "src/ram/pretrained/translated.pth", draws=1, train_digits=300)
+    assert "chosen" not in result and "last" not in result
+    given = result["given"]
+    assert given["epoch"] == 164 and result["train_digits"] == 300
+    # a trained model reads fresh canvases of the digits it learned from almost without error
+    assert 0 <= given["train_error_percent"] < 3 and 0 < given["mean_error_percent"] < 3
