@@ -11,8 +11,8 @@ runs are skipped.
 
 ``--train_digits N`` also asks whether the model fits what it trained on: both checkpoints
 on one fresh rendering of the first N training digits of the run's split. An error there
-as high as on the validation digits means the model underfits (a longer schedule or a
-larger step may help), not that it fails to generalise. A checkpoint file given in place
+near the validation digits' means the model underfits: its training, not the data it saw,
+is what to change. A checkpoint file given in place
 of a run's folder (a shipped model, say: src/ram/pretrained/translated.pth) is judged alone.
 
     python benchmarks/selection_check.py runs/tta/translated_ram8_recipe/seed* --draws 5
