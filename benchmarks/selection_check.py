@@ -12,8 +12,8 @@ runs are skipped.
 ``--train_digits N`` also asks whether the model fits what it trained on: both checkpoints
 on one fresh rendering of the first N training digits of the run's split. An error there
 near the validation digits' means the model underfits: its training, not the data it saw,
-is what to change. A checkpoint file given in place
-of a run's folder (a shipped model, say: src/ram/pretrained/translated.pth) is judged alone.
+is what to change. A checkpoint file given in place of a run's folder (a shipped model,
+say: src/ram/pretrained/translated.pth) is judged alone.
 
     python benchmarks/selection_check.py runs/tta/translated_ram8_recipe/seed* --draws 5
 
