@@ -159,6 +159,7 @@ def test_batch_lr_warning_only_when_the_rate_is_left_at_batch_128s():
     assert batch_lr_warning(128, None) is None                      # the tuned pair
     assert batch_lr_warning(512, 4e-3) is None                      # the user chose a rate
     assert "--lr 0.004" in batch_lr_warning(512, None)              # linear scaling suggested
+    assert "--lr 0.0005, the rate tuned" in batch_lr_warning(256, None, 5e-4)   # a preset's own rate
 
 
 def test_bad_checkpoints_give_one_line_errors(tmp_path):

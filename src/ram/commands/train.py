@@ -131,15 +131,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config.for_dataset(**given)
 
 
-def batch_lr_warning(global_batch: int, lr: float | None) -> str | None:
-    """The default rate was tuned at batch 128. A larger batch at that rate takes fewer
+def batch_lr_warning(global_batch: int, lr: float | None, preset_lr: float = Config.lr) -> str | None:
+    """The preset rates were tuned at batch 128. A larger batch at that rate takes fewer
     steps of the same size, and a smaller one more, noisier steps: both measured to cost
     accuracy. Say so rather than let it happen silently (docs/experiments.md, "Batch size and learning rate")."""
     if lr is not None or global_batch == Config.batch_size:
         return None
-    return (f"warning: a global batch of {global_batch} with --lr {Config.lr:g}, the rate tuned for batch "
+    return (f"warning: a global batch of {global_batch} with --lr {preset_lr:g}, the rate tuned for batch "
             f"{Config.batch_size}; at batch 512 that cost 3 points of MNIST error in 10-epoch runs, and scaling "
-            f"the rate with the batch (here --lr {Config.lr * global_batch / Config.batch_size:g}) did not: "
+            f"the rate with the batch (here --lr {preset_lr * global_batch / Config.batch_size:g}) did not: "
             f"see docs/experiments.md, \"Batch size and learning rate\"")
 
 
@@ -148,7 +148,7 @@ def main(argv=None):
     args = train_parser().parse_args(argv)
     trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress)
     chosen_lr = args.lr if args.lr is not None or not args.config else load_config_file(args.config).get("lr")
-    warning = batch_lr_warning(trainer.config.batch_size * trainer.dist.world_size, chosen_lr)
+    warning = batch_lr_warning(trainer.config.batch_size * trainer.dist.world_size, chosen_lr, trainer.config.lr)
     if warning and trainer.dist.is_main:
         trainer.log.warning(warning)
     final = trainer.fit()
