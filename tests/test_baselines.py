@@ -209,7 +209,7 @@ def test_set_trains_a_row_with_a_flag_changed_and_the_table_names_it(tmp_path, c
     assert (config.reward, config.ema, config.use_lstm, config.num_glimpses) == ("correct", 0.999, True, 6)
     note = reproduce._note({"table": "translated", "row": "ram6", "epochs": 400, "full_epochs": 200,
                             "config": config.to_dict()})
-    assert note == "with use_lstm True, ema 0.999, reward correct"  # not the file's own lr
+    assert note == "with use_lstm True, ema 0.999, reward correct"  # not the preset's own lr
     for bad, why in [("reward", "KEY=VALUE"), ("colour=red", "KEY=VALUE"), ("ema=fast", "not a float"),
                      ("use_lstm=yes", "not a bool"), ("seed=3", "set by reproduce.py itself")]:
         with pytest.raises(SystemExit):

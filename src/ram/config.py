@@ -38,12 +38,11 @@ MNIST_PRESET = {"glimpse_size": 8, "num_scales": 1, **WIDE_POLICY, "max_shift": 
 # at 1e-3, and over 3 seeds of each row (RAM-4, RAM-6, RAM-8) 5e-4 erred less on fresh
 # canvases of the validation digits (docs/experiments.md, "Translated 60x60 RAM-6: half the
 # learning rate" and "Translated RAM-4 and RAM-8 at half the learning rate").
-TRANSLATED_LR = 5e-4
 DATASET_PRESETS = {
     "mnist": MNIST_PRESET,
     "fashion-mnist": MNIST_PRESET,
     "translated": {"glimpse_size": 12, "num_scales": 3, **WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE,
-                   "lr": TRANSLATED_LR},
+                   "lr": 5e-4},
     "cluttered60": {"glimpse_size": 12, "num_scales": 3, **WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE},
     "cluttered100": {"glimpse_size": 12, "num_scales": 4, **WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE},
 }
