@@ -124,10 +124,6 @@ class Table:
     source: str
     rows: tuple[Row, ...]
 
-    @property
-    def full_epochs(self) -> int:
-        return max(row.epochs for row in self.rows)
-
 
 def load_row(table: str, dataset: str, name: str, configs: Path = CONFIGS) -> Row:
     """The row defined by ``configs/<table>/<name>.toml``: its settings but the data set and

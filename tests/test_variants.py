@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ram.data.variants import (
-    PRESETS, Draws, Variant, _draw, checksum, fixed_set, get_variant, make_batch, render, to_unit,
+    PRESETS, Draws, Variant, _draw, checksum, fixed_set, make_batch, render, to_unit,
 )
 from ram.errors import RamError
 
@@ -189,9 +189,6 @@ def test_bad_input_raises():
                 dict(image_size=60, clutter_size=29), dict(image_size=60, clutter_size=0)):
         with pytest.raises(RamError):
             Variant(**bad)
-    with pytest.raises(RamError, match="choose one of"):
-        get_variant("cluttered")
-    assert get_variant("cluttered100") == Variant(100, 8)
     g = torch.Generator().manual_seed(0)
     digits = torch.zeros(4, 28, 28, dtype=torch.uint8)
     with pytest.raises(RamError, match="uint8"):

@@ -84,15 +84,6 @@ PRESETS: dict[str, Variant] = {
 }
 
 
-def get_variant(name: str) -> Variant:
-    """The preset called ``name``, or a one-line error listing the valid names."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        names = ", ".join(PRESETS)
-        raise RamError(f"unknown data set {name!r}; choose one of {names}") from None
-
-
 class Draws(NamedTuple):
     """All random choices behind one batch, as integer tensors on the device.
 
