@@ -60,7 +60,6 @@ class CatchRules:
     MAX_PADDLE_X: int = SIZE - PADDLE_WIDTH  # paddle_x (left column) lies in [0, 22]
     STEPS: int = SIZE - 1  # the ball falls from row 0 to row 23 in 23 steps
     NUM_ACTIONS: int = 3  # 0 left, 1 stay, 2 right
-    LEFT, STAY, RIGHT = 0, 1, 2
 
 
 class CatchState(NamedTuple):
