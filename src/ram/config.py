@@ -36,7 +36,7 @@ MNIST_PRESET = {"glimpse_size": 8, "num_scales": 1, **WIDE_POLICY, "max_shift": 
                 "first_location": "learned"}
 # On translated and 60x60 cluttered canvases half the learning rate: the models underfit
 # their training digits at 1e-3, and over 3 seeds of each row screened (translated RAM-4,
-# RAM-6, RAM-8; cluttered RAM-6, RAM-8) 5e-4 erred less on fresh canvases of the validation
+# RAM-6, RAM-8; cluttered RAM-4, RAM-6, RAM-8) 5e-4 erred less on fresh canvases of the validation
 # digits (docs/experiments.md, "Translated 60x60 RAM-6: half the learning rate", "Translated
 # RAM-4 and RAM-8 at half the learning rate" and "Cluttered 60x60 RAM-6 and RAM-8 at half
 # the learning rate"). The 100x100 canvas has not been screened at this rate.
