@@ -40,17 +40,14 @@ MNIST_PRESET = {"glimpse_size": 8, "num_scales": 1, **WIDE_POLICY, "max_shift": 
 # canvases of the validation digits (docs/experiments.md, "Translated 60x60 RAM-6: half the
 # learning rate", "Translated RAM-4 and RAM-8 at half the learning rate", "Cluttered 60x60
 # RAM-6 and RAM-8 at half the learning rate" and "Cluttered 100x100 RAM-8 at half the
-# learning rate").
-HALF_RATE = {"lr": 5e-4}
+# learning rate"). The three canvases differ only in the paper's glimpse settings.
+CANVAS_PRESET = {**WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE, "lr": 5e-4}
 DATASET_PRESETS = {
     "mnist": MNIST_PRESET,
     "fashion-mnist": MNIST_PRESET,
-    "translated": {"glimpse_size": 12, "num_scales": 3, **WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE,
-                   **HALF_RATE},
-    "cluttered60": {"glimpse_size": 12, "num_scales": 3, **WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE,
-                    **HALF_RATE},
-    "cluttered100": {"glimpse_size": 12, "num_scales": 4, **WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE,
-                     **HALF_RATE},
+    "translated": {"glimpse_size": 12, "num_scales": 3, **CANVAS_PRESET},
+    "cluttered60": {"glimpse_size": 12, "num_scales": 3, **CANVAS_PRESET},
+    "cluttered100": {"glimpse_size": 12, "num_scales": 4, **CANVAS_PRESET},
 }
 # --recipe paper: the plain setting of the paper over the dataset's glimpse settings:
 # the 0/1 reward, the learned baseline b_t, no weight average, a fixed policy std, and the
