@@ -36,11 +36,9 @@ MNIST_PRESET = {"glimpse_size": 8, "num_scales": 1, **WIDE_POLICY, "max_shift": 
                 "first_location": "learned"}
 # On translated and cluttered canvases half the learning rate: the models underfit their
 # training digits at 1e-3, and over 3 seeds of each row screened (translated RAM-4, RAM-6,
-# RAM-8; 60x60 cluttered RAM-4, RAM-6, RAM-8; 100x100 RAM-8) 5e-4 erred less on fresh
-# canvases of the validation digits (docs/experiments.md, "Translated 60x60 RAM-6: half the
-# learning rate", "Translated RAM-4 and RAM-8 at half the learning rate", "Cluttered 60x60
-# RAM-6 and RAM-8 at half the learning rate" and "Cluttered 100x100 RAM-8 at half the
-# learning rate"). The three canvases differ only in the paper's glimpse settings.
+# RAM-8; 60x60 and 100x100 cluttered RAM-4, RAM-6, RAM-8) 5e-4 erred less on fresh
+# canvases of the validation digits (docs/experiments.md, the sections on half the
+# learning rate). The three canvases differ only in the paper's glimpse settings.
 CANVAS_PRESET = {**WIDE_POLICY, **POLICY_SHAPES_CORE, **RECIPE, "lr": 5e-4}
 DATASET_PRESETS = {
     "mnist": MNIST_PRESET,
